@@ -1,0 +1,3 @@
+from churnctl.cli.main import main
+
+main()

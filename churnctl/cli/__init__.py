@@ -1,0 +1,1 @@
+"""Typer command groups, one module each, joined in `churnctl.cli.main`."""

@@ -1,0 +1,112 @@
+"""`churnctl backends` and `churnctl doctor`: what is installed, what a profile still needs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import typer
+from rich.table import Table
+
+from churnctl.cli.common import JsonOption, ProfileOption, WorkspaceOption, console, print_json, workspace_at
+
+
+def backends_command(json_out: JsonOption = False) -> None:
+    """List every backend, the stage it serves, and whether it is installed here.
+
+    Example: churnctl backends
+    """
+    from churnctl.registry import all_backends
+
+    infos = all_backends()
+    if json_out:
+        print_json([{"stage": i.stage, "name": i.name, "target": i.target, "installed": i.installed,
+                     "implemented": i.implemented, "missing": i.missing, "install": i.install_hint,
+                     "description": i.description} for i in infos])
+        return
+    table = Table(title="backends")
+    for column in ("stage", "backend", "status", "about"):
+        table.add_column(column)
+    for i in infos:
+        if not i.implemented:
+            status = "[dim]planned[/]"
+        elif i.installed:
+            status = "[green]installed[/]"
+        else:
+            status = f"[yellow]missing {', '.join(i.missing)}[/] → {i.install_hint}"
+        table.add_row(i.stage, i.name, status, i.description)
+    console().print(table)
+
+
+def _binary_version(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        return ""
+    for flag in ("--version", "version"):
+        try:
+            done = subprocess.run([path, flag], capture_output=True, text=True, timeout=5, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        text = (done.stdout or done.stderr).strip().splitlines()
+        if done.returncode == 0 and text:
+            return text[0][:60]
+    return path
+
+
+def doctor_command(profile: ProfileOption = None, workspace: WorkspaceOption = ".",
+                   json_out: JsonOption = False) -> None:
+    """Check the binaries, modules and versions the chosen profile needs.
+
+    Exit code 2 when something the profile needs is missing.
+
+    Example: churnctl doctor --profile v2
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from churnctl.profile import load_profile
+    from churnctl.registry import backend_class, describe
+    from churnctl.settings import resolve_profile_name
+
+    loaded = load_profile(resolve_profile_name(profile, workspace_at(workspace)))
+    rows = [{"binding": "python", "backend": "", "ok": True, "detail": platform.python_version()}]
+    for kind, binding in loaded.bindings().items():
+        info = describe(kind, binding.backend)
+        detail = "ok" if info.installed else (
+            "planned, not in this release" if not info.implemented
+            else f"missing {', '.join(info.missing)}; {info.install_hint}")
+        if info.installed:
+            cls = backend_class(kind, binding.backend)
+            found = []
+            for module in cls.modules:
+                try:
+                    found.append(f"{module} {version(_dist(module))}")
+                except PackageNotFoundError:
+                    found.append(module)
+            found += [f"{exe}: {_binary_version(exe)}" for exe in cls.binaries]
+            detail = "; ".join(found) or "ok"
+        rows.append({"binding": kind, "backend": binding.backend, "ok": info.installed, "detail": detail})
+    healthy = all(r["ok"] for r in rows)
+    if json_out:
+        print_json({"profile": loaded.name, "ok": healthy, "checks": rows})
+    else:
+        table = Table(title=f"doctor · profile {loaded.name}")
+        for column in ("binding", "backend", "", "detail"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(r["binding"], r["backend"], "[green]✓[/]" if r["ok"] else "[red]✗[/]", r["detail"])
+        console().print(table)
+    if not healthy:
+        raise typer.Exit(2)
+
+
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "kubernetes_validate": "kubernetes-validate", "yaml": "pyyaml"}
+
+
+def _dist(module: str) -> str:
+    return _DISTRIBUTIONS.get(module, module)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backends")(backends_command)
+    app.command("doctor")(doctor_command)

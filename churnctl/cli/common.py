@@ -1,0 +1,55 @@
+"""Reusable option types and output helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from churnctl.workspace import Workspace
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Profile name (v1..v4) or a profile YAML path "
+        "[default: CHURNCTL_PROFILE, else `profile:` in churnctl.yaml, else v1].",
+        show_default=False,
+    ),
+]
+WorkspaceOption = Annotated[
+    Path,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="CHURNCTL_WORKSPACE",
+        help="Project directory holding .churnctl/ state (default: current directory).",
+        file_okay=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+def console() -> Console:
+    return Console(stderr=False, highlight=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def workspace_at(path: Path) -> Workspace:
+    return Workspace(path.resolve())
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("CHURNCTL_DEBUG", "") not in ("", "0", "false")

@@ -1,0 +1,210 @@
+"""`churnctl deploy`: render, validate, diff and apply the Kubernetes manifests of a profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from churnctl.cli.common import (
+    JsonOption,
+    ProfileOption,
+    WorkspaceOption,
+    console,
+    err_console,
+    print_json,
+    workspace_at,
+)
+from churnctl.errors import UserError
+
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Render and validate only; needs no cluster."),
+]
+NamespaceOption = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="Namespace to deploy into.")
+]
+ContextOption = Annotated[
+    str | None, typer.Option("--context", help="kubeconfig context (default: the current one).")
+]
+OverlayOption = Annotated[
+    str | None,
+    typer.Option("--overlay", help="staging, production, or a path to a kustomize directory."),
+]
+ImageOption = Annotated[
+    str | None, typer.Option("--image", help="Image of the API, e.g. ghcr.io/me/churnctl:1.2.0.")
+]
+PipelineImageOption = Annotated[
+    str | None,
+    typer.Option("--pipeline-image", help="Image of the batch-scoring and retraining CronJobs."),
+]
+OutOption = Annotated[
+    Path | None,
+    typer.Option("--out", file_okay=False, help="Also write the manifests to DIR/manifests.yaml."),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force-conflicts", help="Take over fields another field manager owns."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
+
+
+def _options(profile: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """The profile's deploy backend and its options, CLI flags winning over the profile."""
+    from pydantic import ValidationError
+
+    from churnctl.profile import load_profile
+    from churnctl.registry import backend_class, require_available
+
+    loaded = load_profile(profile)
+    binding = loaded.stages.get("deploy")
+    if binding is None:
+        raise UserError(f"profile {profile!r} has no deploy stage; add `stages.deploy` to it")
+    cls = backend_class("deploy", binding.backend)
+    require_available(cls)
+    if not all(hasattr(cls, verb) for verb in ("render", "validate", "connect", "diff", "apply")):
+        raise UserError(f"deploy backend {binding.backend!r} cannot be run by `churnctl deploy`")
+    given = {key: value for key, value in overrides.items() if value not in (None, False)}
+    try:
+        options = cls.Options.model_validate({**binding.options, **given})
+    except ValidationError as exc:
+        problems = [
+            f"deploy option {'.'.join(map(str, err['loc']))}: "
+            f"{str(err['msg']).removeprefix('Value error, ')}"
+            for err in exc.errors()
+        ]
+        raise UserError("\n".join(problems)) from None
+    return cls(), options
+
+
+def _table(title: str, rows: list[dict[str, str]], columns: tuple[str, ...]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(row.get(column, "") for column in columns))
+    console().print(table)
+
+
+def _print_diffs(diffs: list[Any]) -> None:
+    from rich.syntax import Syntax
+
+    out = console()
+    for item in diffs:
+        if item.diff and item.action != "unchanged":
+            out.print(Syntax(item.diff, "diff", theme="ansi_dark", background_color="default"))
+    counts = {a: sum(d.action == a for d in diffs) for a in ("create", "update", "unchanged")}
+    out.print(
+        f"diff: {counts['create']} to create, {counts['update']} to update, "
+        f"{counts['unchanged']} unchanged"
+    )
+
+
+def deploy(
+    profile: ProfileOption = None,
+    dry_run: DryRunOption = False,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    overlay: OverlayOption = None,
+    image: ImageOption = None,
+    pipeline_image: PipelineImageOption = None,
+    out: OutOption = None,
+    force_conflicts: ForceOption = False,
+    workspace: WorkspaceOption = Path("."),
+    json_out: JsonOption = False,
+) -> None:
+    """Deploy the API and the batch CronJobs to Kubernetes.
+
+    Renders the kustomize overlay (infra/k8s), validates every object
+    against the Kubernetes schemas offline, prints a diff against the
+    cluster and applies it server-side (field manager "churnctl").
+    --dry-run needs no cluster.
+
+    Examples:
+
+      churnctl deploy --dry-run
+
+      churnctl deploy --dry-run --overlay production --out build/k8s
+
+      churnctl deploy --context kind-churn --namespace churn-dev
+
+      churnctl deploy --overlay production --image ghcr.io/me/churnctl:1.2.0
+    """
+    from churnctl.settings import resolve_profile_name
+
+    profile_name = resolve_profile_name(profile, workspace_at(workspace))
+    backend, options = _options(
+        profile_name,
+        {
+            "namespace": namespace,
+            "context": context,
+            "overlay": overlay,
+            "image": image,
+            "pipeline_image": pipeline_image,
+            "force_conflicts": force_conflicts,
+        },
+    )
+    objects = backend.render(options)
+    report = backend.validate(options, objects)
+    from churnctl.deploy.render import summarize, write_manifests
+
+    summary = summarize(objects)
+    result: dict[str, Any] = {
+        "profile": profile_name,
+        "backend": backend.name,
+        "overlay": options.overlay,
+        "namespace": options.namespace,
+        "kubernetes_version": report.kubernetes_version,
+        "dry_run": dry_run,
+        "objects": summary,
+        "warnings": report.warnings,
+        "errors": report.errors,
+    }
+    if not json_out:
+        from rich.markup import escape
+
+        for warning in report.warnings:
+            err_console().print(f"[yellow]warning:[/] {escape(warning)}")
+    if not report.ok:
+        if json_out:
+            print_json(result)
+        raise UserError(
+            f"{len(report.errors)} problem(s) in the rendered manifests (Kubernetes "
+            f"{report.kubernetes_version} schemas); fix infra/k8s or the overlay:\n"
+            + "\n".join(report.errors)
+        )
+    if out is not None:
+        result["manifests"] = str(write_manifests(objects, out))
+
+    if dry_run:
+        if json_out:
+            print_json(result)
+            return
+        _table(
+            f"{len(objects)} objects, overlay {options.overlay}, valid for Kubernetes "
+            f"{report.kubernetes_version}",
+            summary,
+            ("kind", "name", "namespace"),
+        )
+        if out is not None:
+            console().print(f"wrote {result['manifests']}")
+        return
+
+    cluster = backend.connect(options)
+    diffs = backend.diff(cluster, objects)
+    if not json_out:
+        _print_diffs(diffs)
+    applied = backend.apply(cluster, objects, options, diffs=diffs)
+    result["context"] = options.context
+    result["diff"] = [d.as_dict() for d in diffs]
+    result["applied"] = [a.as_dict() for a in applied]
+    if json_out:
+        print_json(result)
+        return
+    _table(f"applied to {cluster.host}", result["applied"], ("kind", "name", "namespace", "action"))

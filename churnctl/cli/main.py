@@ -1,0 +1,86 @@
+"""The `churnctl` command: joins the command modules and turns known errors into one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from churnctl import __version__
+from churnctl.cli import backends, data, profile, run, runs
+from churnctl.cli.common import debug_enabled, err_console
+from churnctl.errors import ChurnctlError
+
+
+class ChurnctlGroup(TyperGroup):
+    """Prints a ChurnctlError as one line per problem and exits with its code (2 = bad input)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ChurnctlError as exc:
+            if debug_enabled():
+                raise
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                err_console().print(f"[bold red]error:[/] {escape(line)}")
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=ChurnctlGroup,
+    name="churnctl",
+    help=(
+        "Run a customer-churn ML system: ingest, validate, features, train, serve, deploy.\n\n"
+        "A profile (v1..v4 or your own YAML) picks the backend of each stage.\n\n"
+        "Examples:\n\n"
+        "  churnctl run                      # the v1 pipeline on built-in synthetic data\n\n"
+        "  churnctl plan --profile v2        # what would run, what is cached, and why\n\n"
+        "  churnctl profile diff v1 v2       # what moving a team to v2 changes\n\n"
+        "Set CHURNCTL_DEBUG=1 to see tracebacks."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"churnctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """churnctl: one CLI for a churn ML system, profile-driven."""
+
+
+run.register(app)
+app.add_typer(profile.app, name="profile")
+backends.register(app)
+app.add_typer(data.app, name="data")
+app.add_typer(runs.app, name="runs")
+
+
+def _register_optional() -> None:
+    # Command modules that other parts of the tree add; each is light at import time.
+    import importlib
+
+    for module in ("churnctl.cli.serve", "churnctl.cli.deploy"):
+        try:
+            importlib.import_module(module).register(app)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+_register_optional()
+
+
+def main() -> None:
+    app()

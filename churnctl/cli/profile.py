@@ -1,0 +1,117 @@
+"""`churnctl profile`: list, show, diff, validate profiles and print their JSON schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from churnctl.cli.common import JsonOption, console, print_json
+
+app = typer.Typer(help="Inspect and check profiles (which backend serves each stage).",
+                  no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="Shipped profile name (v1..v4) or a YAML path.")]
+
+
+@app.command("list")
+def list_profiles(json_out: JsonOption = False) -> None:
+    """List the shipped profiles.
+
+    Example: churnctl profile list
+    """
+    from churnctl.profile import load_profile, shipped_names
+
+    profiles = [load_profile(name) for name in shipped_names()]
+    if json_out:
+        print_json([{"name": p.name, "description": p.description,
+                     "stages": {s: b.backend for s, b in p.stages.items()}} for p in profiles])
+        return
+    table = Table(title="profiles")
+    columns = ("ingest", "validate", "features", "train", "serve", "deploy")
+    for column in ("name", *columns, "orchestrator", "tracking"):
+        table.add_column(column)
+    for p in profiles:
+        stages = [p.stages[s].backend for s in columns]
+        table.add_row(p.name, *stages, p.orchestrator.backend, p.tracking.backend if p.tracking else "-")
+    console().print(table)
+
+
+@app.command("show")
+def show(name: NameArg, json_out: JsonOption = False) -> None:
+    """Show a profile fully resolved (after `extends:`), as YAML or JSON.
+
+    Example: churnctl profile show v2
+    """
+    import yaml
+
+    from churnctl.profile import load_profile
+
+    data = load_profile(name).model_dump(mode="json", exclude_none=True)
+    if json_out:
+        print_json(data)
+    else:
+        typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@app.command("diff")
+def diff(a: NameArg, b: NameArg, json_out: JsonOption = False) -> None:
+    """What changes per stage from profile A to B: backends, options, extras to install.
+
+    Example: churnctl profile diff v1 v2
+    """
+    from churnctl.profile import diff_profiles, load_profile
+    from churnctl.registry import describe
+
+    left, right = load_profile(a), load_profile(b)
+    rows = diff_profiles(left, right)
+    for row in rows:
+        info = describe(row["binding"], row["to"]) if row["to"] else None
+        row["extra"] = info.extra if info and row["from"] != row["to"] else None
+        row["available"] = bool(info and info.installed)
+    if json_out:
+        print_json({"from": left.name, "to": right.name, "changes": rows})
+        return
+    table = Table(title=f"{left.name} -> {right.name}")
+    for column in ("binding", "backend", "options changed", "needs"):
+        table.add_column(column)
+    for row in rows:
+        same = row["from"] == row["to"]
+        backend = (row["to"] or "-") if same else f"[red]{row['from'] or '-'}[/] -> [green]{row['to'] or '-'}[/]"
+        options = ", ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in row["options"].items())
+        needs = ""
+        if row["extra"]:
+            needs = f"pip install 'churnctl[{row['extra']}]'"
+            if not row["available"]:
+                needs += " (not available here)"
+        table.add_row(row["binding"], backend, options or "", needs)
+    console().print(table)
+
+
+@app.command("validate")
+def validate(path: NameArg, json_out: JsonOption = False) -> None:
+    """Check a profile file: structure, stage names, backends and their options.
+
+    Every problem is listed, each with the file and key. Exit code 2 when any is found.
+
+    Example: churnctl profile validate my-team.yaml
+    """
+    from churnctl.profile import load_profile
+
+    profile = load_profile(path)
+    if json_out:
+        print_json({"valid": True, "name": profile.name, "source": profile.source})
+    else:
+        console().print(f"[green]valid[/]: {profile.source} (profile {profile.name})")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON schema of a profile file (for editors and CI linters).
+
+    Example: churnctl profile schema > profile.schema.json
+    """
+    from churnctl.profile import Profile
+
+    print_json(Profile.model_json_schema())

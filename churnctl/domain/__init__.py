@@ -1,0 +1,1 @@
+"""Pure domain code shared by backends: data model, generator, features, metrics, registry."""

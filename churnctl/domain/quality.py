@@ -1,0 +1,109 @@
+"""Data quality checks on users + events, and the leakage guard on a training set.
+
+Each check returns a CheckResult; the validate backends decide what is a gate failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnctl.domain.schema import PRIMARY_KEYS, TABLES, Column
+
+
+@dataclass
+class CheckResult:
+    check: str
+    table: str
+    column: str
+    passed: bool
+    failing_rows: int = 0
+    detail: str = ""
+    severity: str = "error"  # error fails the gate; warning is reported only
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _column_checks(frame: pd.DataFrame, table: str, column: Column) -> list[CheckResult]:
+    series = frame[column.name]
+    results = []
+    if column.required:
+        nulls = int(series.isna().sum())
+        results.append(CheckResult("not_null", table, column.name, nulls == 0, nulls,
+                                   "blank values in a required column" if nulls else ""))
+    if column.allowed:
+        bad = series.notna() & ~series.isin(column.allowed)
+        examples = sorted(map(str, series[bad].unique()[:3]))
+        results.append(CheckResult("allowed_values", table, column.name, not bad.any(),
+                                   int(bad.sum()),
+                                   f"unexpected {', '.join(examples)}; allowed: "
+                                   f"{', '.join(column.allowed)}" if bad.any() else ""))
+    if column.minimum is not None or column.maximum is not None:
+        low = -np.inf if column.minimum is None else column.minimum
+        high = np.inf if column.maximum is None else column.maximum
+        values = pd.to_numeric(series, errors="coerce")
+        bad = values.notna() & ((values < low) | (values > high))
+        results.append(CheckResult("range", table, column.name, not bad.any(), int(bad.sum()),
+                                   f"values outside [{low}, {high}], e.g. {values[bad].iloc[0]}"
+                                   if bad.any() else ""))
+    return results
+
+
+def check_tables(users: pd.DataFrame, events: pd.DataFrame, *, max_future_days: int = 1,
+                 earliest: pd.Timestamp | None = None) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    frames = {"users": users, "events": events}
+    for table, frame in frames.items():
+        for column in TABLES[table]:
+            results.extend(_column_checks(frame, table, column))
+        key = PRIMARY_KEYS[table]
+        dupes = int(frame[key].duplicated().sum())
+        results.append(CheckResult("unique", table, key, dupes == 0, dupes,
+                                   f"{dupes} duplicate id(s), e.g. "
+                                   f"{frame.loc[frame[key].duplicated(), key].iloc[0]}"
+                                   if dupes else ""))
+    mismatch = (users["plan"] == "paid").astype(int) != users["is_paid"].astype(int)
+    results.append(CheckResult("consistent", "users", "is_paid", not mismatch.any(),
+                               int(mismatch.sum()),
+                               "is_paid disagrees with plan" if mismatch.any() else ""))
+    unknown = ~events["user_id"].isin(users["user_id"])
+    results.append(CheckResult("known_user", "events", "user_id", not unknown.any(),
+                               int(unknown.sum()),
+                               f"events of unknown users, e.g. user_id "
+                               f"{events.loc[unknown, 'user_id'].iloc[0]}" if unknown.any() else ""))
+    latest_ok = pd.Timestamp.now() + pd.Timedelta(days=max_future_days)
+    earliest = earliest if earliest is not None else pd.Timestamp("2000-01-01")
+    for table, column in (("users", "signup_date"), ("events", "event_time")):
+        values = frames[table][column]
+        bad = (values > latest_ok) | (values < earliest)
+        results.append(CheckResult("date_range", table, column, not bad.any(), int(bad.sum()),
+                                   f"dates outside {earliest.date()}..{latest_ok.date()}, e.g. "
+                                   f"{values[bad].iloc[0]}" if bad.any() else ""))
+    signup = events["user_id"].map(users.drop_duplicates("user_id").set_index("user_id")["signup_date"])
+    early = events["event_time"].dt.normalize() < signup
+    results.append(CheckResult("after_signup", "events", "event_time", not early.any(),
+                               int(early.sum()), "events before the user's signup_date"
+                               if early.any() else "", severity="warning"))
+    return results
+
+
+def single_feature_auc(frame: pd.DataFrame, label: pd.Series, columns: list[str]) -> dict[str, float]:
+    """ROC AUC of each column alone (direction-free: max(auc, 1 - auc)); categoricals by target rate."""
+    from sklearn.metrics import roc_auc_score
+
+    y = label.to_numpy()
+    if len(np.unique(y)) < 2:
+        return {}
+    scores = {}
+    for name in columns:
+        values = frame[name]
+        if not pd.api.types.is_numeric_dtype(values):
+            values = values.map(pd.Series(y, index=values.index).groupby(values).mean())
+        numeric = pd.to_numeric(values, errors="coerce").fillna(-1e12).to_numpy()
+        auc = roc_auc_score(y, numeric)
+        scores[name] = round(float(max(auc, 1 - auc)), 4)
+    return scores

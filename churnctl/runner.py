@@ -1,0 +1,272 @@
+"""Plan and execute a profile's pipeline with a build-system cache.
+
+A stage's cache key covers its backend, its options, the content hashes of its inputs and the
+source of the code that runs it. Outputs are committed by renaming a finished temp directory,
+so a run killed at any point leaves only whole artifacts and the next run resumes from them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from churnctl import __version__
+from churnctl.atomic import atomic_dir, write_json, write_text
+from churnctl.errors import UserError
+from churnctl.hashing import file_sha256, sources_sha256, value_sha256
+from churnctl.profile import Profile
+from churnctl.registry import backend_class, missing_requirements
+from churnctl.stages import MANIFEST, PIPELINE_STAGES, STAGE_INPUTS, ArtifactRef, Backend, StageContext
+from churnctl.workspace import Workspace
+
+LATEST = "LATEST"  # per stage: the key of its newest artifact, to explain what changed since
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    backend: str
+    status: str  # cached | run | skip | unavailable
+    reason: str
+    key: str = ""
+    components: dict[str, Any] = field(default_factory=dict)
+    cls: type[Backend] | None = None
+    options: Any = None
+
+
+def code_version(cls: type[Backend]) -> str:
+    modules = (cls.__module__, *cls.code_modules)
+    paths = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec and spec.origin:
+            paths.append(Path(spec.origin))
+    return sources_sha256(paths)
+
+
+def _components(cls: type[Backend], options: Any, inputs: dict[str, ArtifactRef],
+                workspace: Workspace) -> dict[str, Any]:
+    external = {}
+    for path in cls().external_inputs(options, workspace):
+        if not path.is_file():
+            raise UserError(f"input file {path} not found; check the path in the profile or --set")
+        external[str(path)] = file_sha256(path)
+    return {
+        "backend": f"{cls.stage}.{cls.name}",
+        "options": options.model_dump(mode="json"),
+        "inputs": {name: ref.content_hash for name, ref in sorted(inputs.items())},
+        "external": external,
+        "code": code_version(cls),
+    }
+
+
+def _explain(stage: str, workspace: Workspace, components: dict[str, Any]) -> str:
+    """Why a stage must run: what differs from its previous artifact."""
+    latest = workspace.artifacts / stage / LATEST
+    if not latest.exists():
+        return "never ran"
+    previous_dir = workspace.artifact_dir(stage, latest.read_text().strip())
+    if not (previous_dir / MANIFEST).exists():
+        return "previous output missing"
+    previous = json.loads((previous_dir / MANIFEST).read_text())["components"]
+    reasons = []
+    if previous["backend"] != components["backend"]:
+        reasons.append(f"backend changed ({previous['backend']} -> {components['backend']})")
+    changed = sorted(k for k in set(previous["options"]) | set(components["options"])
+                     if previous["options"].get(k) != components["options"].get(k))
+    if changed:
+        reasons.append("options changed: " + ", ".join(changed))
+    inputs = sorted(k for k in components["inputs"]
+                    if previous["inputs"].get(k) != components["inputs"][k])
+    if inputs:
+        reasons.append("input changed: " + ", ".join(inputs))
+    if previous["external"] != components["external"]:
+        reasons.append("input files changed")
+    if previous["code"] != components["code"]:
+        reasons.append("code changed")
+    return "; ".join(reasons) or "output missing"
+
+
+def _committed(workspace: Workspace, stage: str, key: str) -> ArtifactRef | None:
+    path = workspace.artifact_dir(stage, key)
+    return ArtifactRef.load(path) if (path / MANIFEST).exists() else None
+
+
+def _latest_committed(workspace: Workspace, stage: str) -> ArtifactRef | None:
+    latest = workspace.artifacts / stage / LATEST
+    return _committed(workspace, stage, latest.read_text().strip()) if latest.exists() else None
+
+
+class Runner:
+    def __init__(self, profile: Profile, workspace: Workspace, log: Any = print) -> None:
+        self.profile = profile
+        self.workspace = workspace
+        self.log = log
+
+    def selected(self, only: list[str], start: str | None) -> list[str]:
+        for name in [*only, *([start] if start else [])]:
+            if name not in PIPELINE_STAGES:
+                raise UserError(f"unknown stage {name!r}; pipeline stages: {', '.join(PIPELINE_STAGES)}")
+        return [s for s in PIPELINE_STAGES if not only or s in only]
+
+    def _resolve(self, stage: str) -> tuple[type[Backend] | None, Any, str]:
+        binding = self.profile.stages[stage]
+        try:
+            cls = backend_class(stage, binding.backend)
+        except UserError as exc:
+            return None, None, str(exc)
+        missing = missing_requirements(cls)
+        if missing:
+            hint = f" (pip install 'churnctl[{cls.extra}]')" if cls.extra else ""
+            return None, None, f"needs {', '.join(missing)}{hint}"
+        return cls, cls.Options.model_validate(binding.options), ""
+
+    def plan(self, only: list[str] = (), start: str | None = None, force: bool = False,
+             ) -> list[StagePlan]:
+        """What each stage would do and why, without running or importing anything heavy."""
+        chosen = self.selected(list(only), start)
+        forced_from = PIPELINE_STAGES.index(start) if start else len(PIPELINE_STAGES)
+        plans: list[StagePlan] = []
+        upstream: dict[str, ArtifactRef | None] = {}
+        pending: set[str] = set()
+        for index, stage in enumerate(PIPELINE_STAGES):
+            backend = self.profile.stages[stage].backend
+            cls, options, problem = self._resolve(stage)
+            if cls is None:
+                plans.append(StagePlan(stage, backend, "unavailable", problem))
+                pending.add(stage)
+                continue
+            step = StagePlan(stage, backend, "run", "", cls=cls, options=options)
+            plans.append(step)
+            waiting = [s for s in STAGE_INPUTS[stage] if s in pending]
+            if waiting:
+                step.reason = f"after {', '.join(waiting)} (runs if its output changes)"
+                pending.add(stage)
+                if stage not in chosen:
+                    step.status, step.reason = "skip", "not selected"
+                continue
+            inputs = {s: upstream[s] for s in STAGE_INPUTS[stage] if upstream.get(s) is not None}
+            step.components = _components(cls, options, inputs, self.workspace)
+            step.key = value_sha256(step.components)
+            existing = _committed(self.workspace, stage, step.key)
+            if stage not in chosen:
+                upstream[stage] = existing or _latest_committed(self.workspace, stage)
+                step.status, step.reason = "skip", "not selected"
+                continue
+            if existing and not force and index < forced_from:
+                step.status, step.reason = "cached", "unchanged since last run"
+                upstream[stage] = existing
+            else:
+                step.reason = "forced" if existing else _explain(stage, self.workspace, step.components)
+                pending.add(stage)
+        for step in plans:
+            missing_inputs = [s for s in STAGE_INPUTS[step.stage]
+                              if any(p.stage == s and p.status == "skip" for p in plans)
+                              and upstream.get(s) is None]
+            if step.status in ("run", "cached") and missing_inputs:
+                step.status = "unavailable"
+                step.reason = f"needs output of {', '.join(missing_inputs)}; run it first"
+        return plans
+
+    def execute(self, only: list[str] = (), start: str | None = None, force: bool = False,
+                progress: Any = None) -> dict[str, Any]:
+        """Run the selected stages; return the run record (also saved in the workspace)."""
+        self.workspace.ensure()
+        plans = self.plan(only, start, force)
+        blocked = [p for p in plans if p.status == "unavailable"]
+        if blocked:
+            raise UserError("; ".join(f"{p.stage} ({p.backend}): {p.reason}" for p in blocked))
+        started = datetime.now(UTC)
+        record: dict[str, Any] = {
+            "run_id": started.strftime("%Y%m%d-%H%M%S-") + value_sha256(time.time_ns())[:6],
+            "profile": self.profile.name,
+            "profile_source": self.profile.source,
+            "started_at": started.isoformat(timespec="seconds"),
+            "churnctl_version": __version__,
+            "status": "running",
+            "stages": [],
+            "metrics": {},
+            "parameters": {p.stage: p.options.model_dump(mode="json") for p in plans if p.options},
+        }
+        outputs: dict[str, ArtifactRef] = {}
+        try:
+            for step in plans:
+                if step.status == "skip":
+                    ref = _latest_committed(self.workspace, step.stage)
+                    if ref is not None:
+                        outputs[step.stage] = ref
+                    continue
+                row = self._run_stage(step, outputs, force, start, progress)
+                record["stages"].append(row)
+                record["metrics"].update(row.get("metrics", {}))
+            record["status"] = "succeeded"
+        except BaseException as exc:
+            record["status"] = "failed"
+            record["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise
+        finally:
+            finished = datetime.now(UTC)
+            record["finished_at"] = finished.isoformat(timespec="seconds")
+            record["seconds"] = round((finished - started).total_seconds(), 3)
+            write_json(self.workspace.runs / f"{record['run_id']}.json", record)
+        return record
+
+    def _run_stage(self, step: StagePlan, outputs: dict[str, ArtifactRef], force: bool,
+                   start: str | None, progress: Any) -> dict[str, Any]:
+        cls, stage = step.cls, step.stage
+        assert cls is not None
+        inputs = {s: outputs[s] for s in STAGE_INPUTS[stage] if s in outputs}
+        components = _components(cls, step.options, inputs, self.workspace)
+        key = value_sha256(components)
+        forced = force or (start is not None and PIPELINE_STAGES.index(stage) >= PIPELINE_STAGES.index(start))
+        artifact = None if forced else _committed(self.workspace, stage, key)
+        row: dict[str, Any] = {"name": stage, "backend": step.backend, "key": key,
+                               "inputs": components["inputs"], "external": components["external"]}
+        backend = cls()
+        began = time.perf_counter()
+        if progress is not None:
+            progress(stage, step.backend, "cached" if artifact else "running")
+        if artifact is None:
+            target = self.workspace.artifact_dir(stage, key)
+            if forced and target.exists():
+                shutil.rmtree(target)
+            try:
+                with atomic_dir(target) as tmp:
+                    ctx = StageContext(stage, step.options, inputs, tmp, self.workspace, self.log)
+                    result = backend.run(ctx)
+                    files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+                    write_json(tmp / MANIFEST, {
+                        "stage": stage, "key": key, "components": components, "files": files,
+                        "metrics": result.metrics, "summary": result.summary,
+                    })
+            except BaseException:
+                row.update(status="failed", seconds=round(time.perf_counter() - began, 3))
+                if progress is not None:
+                    progress(stage, step.backend, "failed")
+                raise
+            artifact = ArtifactRef.load(target)
+            row["status"] = "ran"
+        else:
+            row["status"] = "cached"
+        write_text(self.workspace.artifacts / stage / LATEST, key + "\n")
+        manifest = json.loads((artifact.path / MANIFEST).read_text())
+        ctx = StageContext(stage, step.options, inputs, artifact.path, self.workspace, self.log)
+        published = backend.publish(ctx, artifact)
+        row.update(
+            seconds=round(time.perf_counter() - began, 3),
+            artifact=str(artifact.path.relative_to(self.workspace.root)),
+            outputs=artifact.files,
+            metrics=manifest.get("metrics", {}),
+            summary={**manifest.get("summary", {}), **published},
+        )
+        outputs[stage] = artifact
+        if progress is not None:
+            progress(stage, step.backend, row["status"], row["seconds"])
+        return row
+

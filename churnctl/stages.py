@@ -1,0 +1,115 @@
+"""Stages, the backend base class, and the artifact references stages pass to each other.
+
+Stages exchange references (a directory plus content hashes of its files), never data frames:
+that is what lets a pandas stage feed a Spark one, lets runs resume and the cache work.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from churnctl.workspace import Workspace
+
+# The stages `churnctl run` executes, in order, and what each one reads.
+PIPELINE_STAGES: tuple[str, ...] = ("ingest", "validate", "features", "train")
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "ingest": (),
+    "validate": ("ingest",),
+    "features": ("ingest", "validate"),
+    "train": ("features",),
+}
+# Stages that are commands of their own (long-running or acting on the outside world).
+SERVICE_STAGES: tuple[str, ...] = ("serve", "deploy")
+ALL_STAGES: tuple[str, ...] = PIPELINE_STAGES + SERVICE_STAGES
+
+MANIFEST = "manifest.json"
+
+
+class StrictOptions(BaseModel):
+    """Base for backend options: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """A committed, immutable stage output: a directory and the sha256 of each file in it."""
+
+    stage: str
+    key: str
+    path: Path
+    files: dict[str, str]
+
+    def file(self, name: str) -> Path:
+        if name not in self.files:
+            raise KeyError(f"artifact of stage {self.stage!r} has no file {name!r}")
+        return self.path / name
+
+    @property
+    def content_hash(self) -> str:
+        from churnctl.hashing import value_sha256
+
+        return value_sha256(self.files)
+
+    @classmethod
+    def load(cls, path: Path) -> ArtifactRef:
+        manifest = json.loads((path / MANIFEST).read_text())
+        return cls(stage=manifest["stage"], key=manifest["key"], path=path, files=manifest["files"])
+
+
+@dataclass
+class StageContext:
+    """What a backend gets to do its work: options, input artifacts and a private output dir."""
+
+    stage: str
+    options: Any
+    inputs: dict[str, ArtifactRef]
+    out_dir: Path
+    workspace: Workspace
+    log: Any = print  # a callable taking one string: the runner routes it to the console
+
+
+@dataclass
+class StageOutput:
+    """What a backend reports besides its files: metrics and a summary for the run record."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend:
+    """Base class of every backend. Subclasses keep heavy imports inside their methods.
+
+    Class attributes describe the backend without importing its heavy library, so `plan`,
+    `backends` and `doctor` stay fast.
+    """
+
+    name: ClassVar[str]
+    stage: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[StrictOptions]] = StrictOptions
+    extra: ClassVar[str | None] = None  # the pip extra that installs what it needs
+    modules: ClassVar[tuple[str, ...]] = ()  # importable modules it needs
+    binaries: ClassVar[tuple[str, ...]] = ()  # executables it needs on PATH
+    # Extra source files (besides the backend's own module) whose content is its code version.
+    code_modules: ClassVar[tuple[str, ...]] = ()
+
+    def external_inputs(self, options: Any, workspace: Workspace) -> list[Path]:
+        """Files outside the workspace whose content feeds this stage (part of its cache key)."""
+        return []
+
+    def run(self, ctx: StageContext) -> StageOutput:
+        raise NotImplementedError
+
+    def publish(self, ctx: StageContext, artifact: ArtifactRef) -> dict[str, Any]:
+        """Idempotent side effect after the artifact is committed, run even when cached.
+
+        Registering a model is such a step: a run killed between commit and publish
+        completes it on the next run instead of losing it.
+        """
+        return {}
