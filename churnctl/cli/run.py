@@ -16,7 +16,6 @@ from churnctl.cli.common import (
     print_json,
     workspace_at,
 )
-from churnctl.settings import resolve_profile_name
 
 OnlyOption = Annotated[list[str], typer.Option("--only", help="Run only this stage (repeatable).")]
 FromOption = Annotated[str | None, typer.Option("--from", help="Re-run this stage and all after it.")]
@@ -34,6 +33,7 @@ STATUS_STYLE = {"ran": "green", "cached": "cyan", "failed": "red", "run": "yello
 def _runner(profile: str | None, workspace: Any, overrides: list[str], log: Any) -> Any:
     from churnctl.profile import load_profile
     from churnctl.runner import Runner
+    from churnctl.settings import resolve_profile_name
 
     ws = workspace_at(workspace)
     return Runner(load_profile(resolve_profile_name(profile, ws), overrides), ws, log=log)

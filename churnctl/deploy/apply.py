@@ -7,6 +7,7 @@ cluster's), writes no discovery cache file, and works with any kind the cluster 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -148,14 +149,21 @@ def connect(context: str | None = None, kubeconfig: str | None = None) -> Cluste
             persist_config=False,  # never rewrite the user's kubeconfig
         )
     except (ConfigException, OSError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "No configuration found" in why or isinstance(exc, OSError):
+            why = f"no kubeconfig at {path}"
         # Inside a pod (a CronJob deploying itself) there is no kubeconfig, only a token.
-        if context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "No configuration found" in why or isinstance(exc, OSError):
-                why = f"no kubeconfig at {path}"
+        if context is not None or not os.environ.get("KUBERNETES_SERVICE_HOST"):
             raise _unreachable(context, why) from None
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as incluster:
+            raise _unreachable("in-cluster", f"{why}; in-cluster: {incluster}") from None
+        context = "in-cluster"
+    else:
+        # Name the context in messages even when the kubeconfig's current one is used.
+        with contextlib.suppress(ConfigException, KeyError, TypeError):
+            context = context or config.list_kube_config_contexts(config_file=path)[1]["name"]
     configuration.retries = 1
     cluster = Cluster(client.ApiClient(configuration), context)
     try:

@@ -43,10 +43,14 @@ def k8s_root(explicit: str | Path | None = None) -> Path:
     """
     import churnctl
 
+    if explicit:
+        # An explicit path is a decision: never silently fall back to another tree.
+        if not (Path(explicit) / "overlays").is_dir():
+            raise UserError(f"no kustomize tree at {explicit}: expected {explicit}/overlays/")
+        return Path(explicit).resolve()
     package_dir = Path(churnctl.__file__).resolve().parent
     env = os.environ.get("CHURNCTL_K8S_DIR")
     candidates = [
-        Path(explicit) if explicit else None,
         Path(env) if env else None,
         Path.cwd() / "infra" / "k8s",
         package_dir.parent / "infra" / "k8s",
@@ -55,8 +59,6 @@ def k8s_root(explicit: str | Path | None = None) -> Path:
     for candidate in candidates:
         if candidate is not None and (candidate / "overlays").is_dir():
             return candidate.resolve()
-    if explicit:
-        raise UserError(f"no kustomize tree at {explicit}: expected {explicit}/overlays/")
     raise UserError(
         "no Kubernetes manifests found (infra/k8s): run from the churnctl repository "
         "or set CHURNCTL_K8S_DIR to a directory with base/ and overlays/"

@@ -184,8 +184,8 @@ class Scorer:
                 stop = min(start + CHUNK_ROWS, len(frame))
                 out[start:stop] = self.head.score_matrix(columns.dense(start, stop))
         slow = columns.missing
-        if not self.nan_compiled and columns.has_nan:
-            slow = slow | np.column_stack([np.isnan(v) for v in columns.numeric.values()]).any(1)
+        if not self.nan_compiled:
+            slow = slow | columns.nan_rows()
         if slow.any():
             out[slow] = self.model.predict_proba(frame[slow])
         return out

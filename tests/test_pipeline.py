@@ -1,0 +1,104 @@
+"""The v1 pipeline end to end through the CLI: run, cache, plan, resume, records, registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from churnctl.domain.model_registry import ModelRegistry
+from churnctl.runner import LATEST
+from churnctl.workspace import Workspace
+from tests.conftest import SMALL
+
+
+def test_first_run_runs_every_stage_and_records_it(small_run) -> None:
+    root, record = small_run
+    assert [(s["name"], s["status"]) for s in record["stages"]] == [
+        ("ingest", "ran"), ("validate", "ran"), ("features", "ran"), ("train", "ran")]
+    assert record["profile"] == "v1" and record["status"] == "succeeded"
+    for key in ("pr_auc", "roc_auc", "brier"):
+        assert 0 < record["metrics"][key] < 1
+    assert record["metrics"]["roc_auc"] > 0.7  # learnable, yet
+    assert record["metrics"]["roc_auc"] < 0.99  # not leaking
+    saved = json.loads((root / ".churnctl" / "runs" / f"{record['run_id']}.json").read_text())
+    assert saved["stages"][0]["outputs"]["users.parquet"]  # content hashes are recorded
+    production = ModelRegistry(Workspace(root).registry).production()
+    assert production is not None and production.version == 1
+
+
+def test_second_run_is_all_cached_and_registers_nothing_new(cli, finished_workspace: Path) -> None:
+    result = cli("run", "--workspace", str(finished_workspace), "--json", *SMALL)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert {s["status"] for s in record["stages"]} == {"cached"}
+    assert len(ModelRegistry(Workspace(finished_workspace).registry).versions()) == 1
+
+
+def test_plan_explains_what_changed(cli, finished_workspace: Path) -> None:
+    ws = str(finished_workspace)
+    cached = json.loads(cli("plan", "--workspace", ws, "--json", *SMALL).stdout)
+    assert [s["status"] for s in cached["stages"]] == ["cached"] * 4
+    changed = json.loads(cli("plan", "--workspace", ws, "--json", *SMALL,
+                             "--set", "train.promotion_margin=0.05").stdout)
+    train = changed["stages"][3]
+    assert train["status"] == "run" and "promotion_margin" in train["reason"]
+    upstream = json.loads(cli("plan", "--workspace", ws, "--json", *SMALL,
+                              "--set", "ingest.seed=7").stdout)
+    assert upstream["stages"][0]["status"] == "run" and "seed" in upstream["stages"][0]["reason"]
+    assert upstream["stages"][1]["reason"].startswith("after ingest")
+
+
+def test_changed_option_reruns_only_downstream(cli, finished_workspace: Path) -> None:
+    result = cli("run", "--workspace", str(finished_workspace), "--json", *SMALL,
+                 "--set", "features.snapshot_every_days=5")
+    statuses = {s["name"]: s["status"] for s in json.loads(result.stdout)["stages"]}
+    assert statuses == {"ingest": "cached", "validate": "cached", "features": "ran", "train": "ran"}
+
+
+def test_only_and_from(cli, finished_workspace: Path) -> None:
+    ws = str(finished_workspace)
+    only = json.loads(cli("run", "--workspace", ws, "--json", *SMALL, "--only", "train").stdout)
+    assert [s["name"] for s in only["stages"]] == ["train"]
+    forced = json.loads(cli("run", "--workspace", ws, "--json", *SMALL, "--from", "features").stdout)
+    assert [s["status"] for s in forced["stages"]] == ["cached", "cached", "ran", "ran"]
+    assert forced["metrics"]["pr_auc"] == only["metrics"]["pr_auc"]  # deterministic
+
+
+def test_killed_run_resumes_to_the_same_result(cli, small_run, tmp_path: Path) -> None:
+    root, record = small_run
+    ws = tmp_path / "resume"
+    shutil.copytree(root, ws)
+    # Simulate a kill after features committed: train's artifact, LATEST and registry vanish,
+    # and a half-written temp dir is left behind.
+    train_dir = ws / next(s["artifact"] for s in record["stages"] if s["name"] == "train")
+    shutil.rmtree(train_dir)
+    (ws / ".churnctl" / "artifacts" / "train" / LATEST).unlink()
+    shutil.rmtree(ws / ".churnctl" / "registry")
+    (train_dir.parent / f".{train_dir.name}.abc.tmp").mkdir()
+    result = cli("run", "--workspace", str(ws), "--json", *SMALL)
+    again = json.loads(result.stdout)
+    assert [s["status"] for s in again["stages"]] == ["cached", "cached", "cached", "ran"]
+    assert again["metrics"]["pr_auc"] == record["metrics"]["pr_auc"]
+    assert ModelRegistry(Workspace(ws).registry).production() is not None
+
+
+def test_runs_list_and_show(cli, finished_workspace: Path, small_run) -> None:
+    ws = str(finished_workspace)
+    listed = json.loads(cli("runs", "list", "--workspace", ws, "--json").stdout)
+    run_id = small_run[1]["run_id"]
+    assert listed[0]["run_id"] == run_id
+    shown = cli("runs", "show", run_id[:15], "--workspace", ws)
+    assert shown.exit_code == 0 and "train" in shown.stdout
+    assert cli("runs", "show", "nope", "--workspace", ws).exit_code == 2
+
+
+def test_plan_names_backends_not_available_yet(cli) -> None:
+    result = cli("plan", "--profile", "v3", "--json")
+    assert result.exit_code == 0, result.output
+    stages = {s["stage"]: s for s in json.loads(result.stdout)["stages"]}
+    assert stages["validate"]["status"] == "unavailable"
+    assert "gx" in stages["validate"]["reason"]
+    assert stages["ingest"]["status"] == "run"
+    blocked = cli("run", "--profile", "v3")
+    assert blocked.exit_code == 2 and "validate (gx)" in blocked.stderr
