@@ -67,9 +67,7 @@ def test_overlays_differ_where_they_should(
     assert by_kind(production, "Deployment")["spec"]["replicas"] == 2
     assert by_kind(production, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
     assert by_kind(staging, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert by_kind(production, "PersistentVolumeClaim")["spec"]["accessModes"] == [
-        "ReadWriteMany"
-    ]
+    assert by_kind(production, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteMany"]
     for objects, env in ((staging, "staging"), (production, "production")):
         assert by_kind(objects, "ConfigMap")["data"]["CHURNCTL_ENV"] == env
         for obj in objects:
@@ -266,9 +264,9 @@ def test_validation_warns_on_custom_resources_and_unpinned_images(
 
 
 def test_validation_refuses_versions_it_has_no_schemas_for() -> None:
-    with pytest.raises(UserError, match="no bundled Kubernetes schemas for version 1.99"):
+    with pytest.raises(UserError, match=r"no bundled Kubernetes schemas for version 1\.99"):
         validate_manifests([], "1.99")
-    with pytest.raises(UserError, match="not MAJOR.MINOR"):
+    with pytest.raises(UserError, match=r"not MAJOR\.MINOR"):
         validate_manifests([], "latest")
 
 

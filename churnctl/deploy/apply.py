@@ -239,7 +239,7 @@ def apply_objects(
     for obj in apply_order(objects):
         planned = before.get(object_id(obj))
         if planned is None:
-            planned = "create" if read_live(cluster, obj) is None else "update"
+            planned = diff_object(read_live(cluster, obj), obj).action
         live = _server_side_apply(cluster, obj, force_conflicts)
         meta = obj.get("metadata") or {}
         results.append(
