@@ -81,7 +81,9 @@ def find_profile(name_or_path: str) -> Path:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # The C loader is ~10x faster and start-up time is a feature; same safe semantics.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the profile as UTF-8") from None
     except yaml.YAMLError as exc:

@@ -111,7 +111,7 @@ def test_every_workload_runs_non_root_read_only(overlay: str) -> None:
 def test_cronjobs_score_and_retrain_on_the_shared_workspace(staging: list[dict[str, Any]]) -> None:
     score = by_kind(staging, "CronJob", "churnctl-batch-score")
     retrain = by_kind(staging, "CronJob", "churnctl-retrain")
-    assert containers(score)[0]["args"] == ["predict"]
+    assert containers(score)[0]["args"] == ["predict", "--out", "/data/predictions.parquet"]
     assert containers(retrain)[0]["args"] == ["run"]
     claim = by_kind(staging, "PersistentVolumeClaim")["metadata"]["name"]
     for job in (score, retrain):
