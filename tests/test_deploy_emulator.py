@@ -17,6 +17,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
+import kmock  # the emulator is a test requirement: missing, these tests must fail, not skip
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -32,9 +33,11 @@ from churnctl.deploy.apply import (
 from churnctl.deploy.render import containers, render
 from churnctl.errors import UserError
 
-kmock = pytest.importorskip("kmock")
-
-pytestmark = pytest.mark.emulator
+pytestmark = [
+    pytest.mark.emulator,
+    # kmock 0.8 loads its bundled resource list with a deprecated importlib call.
+    pytest.mark.filterwarnings("ignore:read_binary is deprecated:DeprecationWarning"),
+]
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "infra" / "k8s"
 

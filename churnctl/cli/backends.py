@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import typer
 from rich.table import Table
 
-from churnctl.cli.common import JsonOption, ProfileOption, WorkspaceOption, console, print_json, workspace_at
+from churnctl.cli.common import (
+    JsonOption,
+    ProfileOption,
+    WorkspaceOption,
+    console,
+    print_json,
+    workspace_at,
+)
+from churnctl.registry import find_binary
 
 
 def backends_command(json_out: JsonOption = False) -> None:
@@ -39,7 +46,7 @@ def backends_command(json_out: JsonOption = False) -> None:
 
 
 def _binary_version(name: str) -> str:
-    path = shutil.which(name)
+    path = find_binary(name)
     if path is None:
         return ""
     for flag in ("--version", "version"):

@@ -136,6 +136,7 @@ def deploy(
 
       churnctl deploy --overlay production --image ghcr.io/me/churnctl:1.2.0
     """
+    from churnctl.deploy.render import summarize, write_manifests
     from churnctl.settings import resolve_profile_name
 
     profile_name = resolve_profile_name(profile, workspace_at(workspace))
@@ -152,8 +153,6 @@ def deploy(
     )
     objects = backend.render(options)
     report = backend.validate(options, objects)
-    from churnctl.deploy.render import summarize, write_manifests
-
     summary = summarize(objects)
     result: dict[str, Any] = {
         "profile": profile_name,
@@ -197,11 +196,14 @@ def deploy(
         return
 
     cluster = backend.connect(options)
-    diffs = backend.diff(cluster, objects)
-    if not json_out:
-        _print_diffs(diffs)
-    applied = backend.apply(cluster, objects, options, diffs=diffs)
-    result["context"] = options.context
+    try:
+        diffs = backend.diff(cluster, objects)
+        if not json_out:
+            _print_diffs(diffs)
+        applied = backend.apply(cluster, objects, options, diffs=diffs)
+    finally:
+        cluster.close()
+    result["context"] = cluster.context
     result["diff"] = [d.as_dict() for d in diffs]
     result["applied"] = [a.as_dict() for a in applied]
     if json_out:

@@ -98,11 +98,18 @@ class Cluster:
             raise _unreachable(self.context, f"{self.host}: {reason}") from None
         except ApiException as exc:  # the client's wrapper of TLS failures (status 0)
             raise _unreachable(self.context, f"{self.host}: {exc.reason}") from None
-        data = json.loads(resp.data) if resp.data else {}
+        try:
+            data = json.loads(resp.data) if resp.data else {}
+        except ValueError:  # a proxy or load balancer answering with an HTML page
+            snippet = resp.data[:80].decode("utf-8", "replace").replace("\n", " ")
+            data = {"message": f"not a Kubernetes API answer: {snippet!r}"}
+        data = data if isinstance(data, dict) else {}
         if not 200 <= resp.status <= 299:
-            data = data if isinstance(data, dict) else {}
             raise ApiError(resp.status, str(data.get("reason", "")), str(data.get("message", "")))
-        return data if isinstance(data, dict) else {}
+        return data
+
+    def close(self) -> None:
+        self.api.close()
 
     def _discover(self, api_version: str) -> list[dict[str, Any]]:
         if api_version not in self._resources:
@@ -110,8 +117,10 @@ class Cluster:
             try:
                 self._resources[api_version] = self.request("GET", path).get("resources", [])
             except ApiError as exc:
-                if exc.status != 404:
-                    raise
+                if exc.status != 404:  # 404: the cluster does not serve this group-version
+                    raise UserError(
+                        f"cannot list the {api_version} API of the cluster at {self.host}: {exc}"
+                    ) from None
                 self._resources[api_version] = []
         return self._resources[api_version]
 
