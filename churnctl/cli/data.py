@@ -17,7 +17,7 @@ app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
 def generate(
     users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 2000,
     days: Annotated[int, typer.Option(min=1, help="Days of events.")] = 120,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 42,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same data.")] = 42,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2025-01-01",
     drift: Annotated[float, typer.Option(min=0.0, help="Plant covariate drift (0 = none).")] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
