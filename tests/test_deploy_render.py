@@ -57,7 +57,7 @@ def test_staging_renders_every_kind_in_one_namespace(staging: list[dict[str, Any
     # Namespace first: everything else lives in it.
     assert staging[0]["kind"] == "Namespace"
     names = {o["metadata"]["name"] for o in staging if o["kind"] == "CronJob"}
-    assert names == {"churnctl-batch-score", "churnctl-retrain"}
+    assert names == {"churnctl-batch-score", "churnctl-retrain", "churnctl-drift"}
 
 
 def test_overlays_differ_where_they_should(
@@ -86,7 +86,7 @@ def test_api_deployment_is_hardened(staging: list[dict[str, Any]]) -> None:
     # The selector must match the pod labels, and the Service must select the same pods.
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    service = by_kind(staging, "Service")
+    service = by_kind(staging, "Service", "churnctl-api")
     assert service["spec"]["selector"].items() <= labels.items()
     assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in api["ports"]}
 
@@ -228,7 +228,7 @@ def test_validation_reports_every_problem_with_kind_name_field(
     api["securityContext"]["readOnlyRootFS"] = True  # a typo strict mode must catch
     api["ports"][0]["containerPort"] = "8000"
     by_kind(objects, "ConfigMap")["data"]["PORT"] = 8000
-    del by_kind(objects, "Service")["metadata"]["name"]
+    del by_kind(objects, "Service", "churnctl-api")["metadata"]["name"]
     report = validate_manifests(objects, "1.30")
     assert not report.ok
     deployment_errors = [e for e in report.errors if e.startswith("Deployment/churn/churnctl-api:")]

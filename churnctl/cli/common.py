@@ -19,7 +19,7 @@ ProfileOption = Annotated[
         "--profile",
         "-p",
         help="Profile name (v1..v4) or a profile YAML path "
-        "[default: CHURNCTL_PROFILE, else `profile:` in churnctl.yaml, else v1].",
+        "(default: CHURNCTL_PROFILE, else `profile:` in churnctl.yaml, else v1).",
         show_default=False,
     ),
 ]

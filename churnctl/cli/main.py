@@ -71,7 +71,7 @@ def _register_optional() -> None:
     # Command modules that other parts of the tree add; each is light at import time.
     import importlib
 
-    for module in ("churnctl.cli.serve", "churnctl.cli.deploy"):
+    for module in ("churnctl.cli.serve", "churnctl.cli.deploy", "churnctl.cli.monitor"):
         try:
             importlib.import_module(module).register(app)
         except ModuleNotFoundError as exc:
