@@ -1,8 +1,17 @@
-"""Train a baseline and a candidate with scikit-learn; promote only what beats production."""
+"""Train a baseline and a candidate with scikit-learn; promote only what beats production.
+
+With `cv_folds` (on by default for customer tables) the algorithm is chosen by
+cross-validation on the training set and the churn threshold by out-of-fold F1; the test set
+then only measures the chosen model. Evaluation numbers for the report (curves, calibration,
+gain by decile, permutation importance) go to `evaluation.json`, per-row test scores to
+`test_predictions.parquet`.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -23,6 +32,14 @@ class SklearnTrainerOptions(StrictOptions):
     seed: int = 42
     # One BLAS/OpenMP thread was 10x faster than two on a 2-core box (spin-wait contention).
     threads: int = Field(1, ge=1, description="BLAS/OpenMP threads for fitting")
+    cv_folds: int | None = Field(
+        None, ge=0, description="cross-validation folds to choose the algorithm (0 = off; "
+        "default: 5 for customer tables, off for event data, whose snapshots repeat users)")
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="churn cut-off (default: best out-of-fold F1, else 0.5)")
+    importance_repeats: int = Field(3, ge=1, description="shuffles per feature")
+    # Each shuffle re-scores the sample: 1,000 rows x 3 shuffles cost ~1 s on one core.
+    importance_max_rows: int = Field(1000, ge=100, description="test rows used for importance")
 
 
 class SklearnTrainer(Backend):
@@ -33,9 +50,11 @@ class SklearnTrainer(Backend):
     extra = "sklearn"
     modules = ("sklearn", "pandas")
     code_modules = ("churnctl.domain.modeling", "churnctl.domain.metrics",
-                    "churnctl.domain.model", "churnctl.domain.quality")
+                    "churnctl.domain.model", "churnctl.domain.quality",
+                    "churnctl.domain.table_evaluation", "churnctl.domain.table_model")
 
     def run(self, ctx: StageContext) -> StageOutput:
+        import numpy as np
         import pandas as pd
         from threadpoolctl import threadpool_limits
 
@@ -43,6 +62,14 @@ class SklearnTrainer(Backend):
         from churnctl.domain.model import ChurnModel, FeatureSpec
         from churnctl.domain.modeling import build_estimator
         from churnctl.domain.quality import single_feature_auc
+        from churnctl.domain.table_evaluation import (
+            best_f1_threshold,
+            cross_validate,
+            data_profile,
+            evaluate,
+            permutation_importance,
+        )
+        from churnctl.domain.table_model import TableChurnModel
 
         opts: SklearnTrainerOptions = ctx.options
         features = ctx.inputs["features"]
@@ -61,36 +88,90 @@ class SklearnTrainer(Backend):
                    {"max_auc": opts.leakage_max_auc, "single_feature_auc": aucs, "leaks": leaks})
         if leaks:
             name, auc = max(leaks.items(), key=lambda kv: kv[1])
-            raise GateFailed(f"leakage guard: feature {name} alone predicts {target} with ROC AUC "
-                             f"{auc:.3f} > {opts.leakage_max_auc}; drop it or fix how it is computed")
+            raise GateFailed(f"leakage guard: feature {name} alone predicts {target} with ROC "
+                             f"AUC {auc:.3f} > {opts.leakage_max_auc}; drop it or fix how it is "
+                             "computed")
 
         columns = numeric + categorical
         specs = [FeatureSpec(n, "numeric") for n in numeric] + [
-            FeatureSpec(n, "categorical", tuple(sorted(map(str, train[n].dropna().unique()))[:1000]))
+            FeatureSpec(n, "categorical",
+                        tuple(sorted(map(str, train[n].dropna().unique()))[:1000]))
             for n in categorical]
+        plan = (json.loads(features.file("table_plan.json").read_text())
+                if "table_plan.json" in features.files else None)
+        folds = opts.cv_folds if opts.cv_folds is not None else (5 if plan is not None else 0)
+        time = schema.get("time") if schema.get("source") == "table" else None
+        y_train, y_test = train[target].to_numpy(), test[target].to_numpy()
+
+        def new_model(algorithm: str) -> ChurnModel:
+            estimator = build_estimator(algorithm, numeric, categorical, opts.seed)
+            if plan is not None:
+                return TableChurnModel(estimator, specs, algorithm, id_column=schema["id"],
+                                       target=target, plan=plan)
+            return ChurnModel(estimator, specs, algorithm, id_column=schema["id"], target=target)
+
+        x_train = new_model(opts.algorithms[0]).to_frame(train[columns])
         results: dict[str, dict[str, float]] = {}
+        cv: dict[str, dict[str, Any]] = {}
         models: dict[str, ChurnModel] = {}
         for algorithm in opts.algorithms:
-            ctx.log(f"fitting {algorithm} on {len(train):,} rows")
-            estimator = build_estimator(algorithm, numeric, categorical, opts.seed)
-            model = ChurnModel(estimator, specs, algorithm, id_column=schema["id"], target=target)
             with threadpool_limits(opts.threads):
-                estimator.fit(model.to_frame(train[columns]), train[target].to_numpy())
-            results[algorithm] = classification_metrics(test[target].to_numpy(),
-                                                        model.predict_proba(test[columns]))
+                if folds >= 2:
+                    ctx.log(f"cross-validating {algorithm} ({folds} folds)")
+                    cv[algorithm] = cross_validate(
+                        _fold_fitter(new_model, algorithm, x_train, y_train), y_train, folds,
+                        opts.seed, train[time].to_numpy() if time else None)
+                ctx.log(f"fitting {algorithm} on {len(train):,} rows")
+                model = new_model(algorithm)
+                model.estimator.fit(x_train, y_train)
+            results[algorithm] = classification_metrics(y_test, model.predict_proba(test[columns]))
             model.metrics = results[algorithm]
             models[algorithm] = model
+        # With folds the test set only measures the chosen model; without, it also chooses.
+        scores = {a: (cv[a]["mean"] if a in cv and cv[a]["folds"] else results[a])
+                  for a in opts.algorithms}
         reverse = opts.primary_metric != "brier"
-        best = sorted(results, key=lambda a: results[a][opts.primary_metric], reverse=reverse)[0]
-        models[best].save(ctx.out_dir / "model.pkl")
+        best = sorted(scores, key=lambda a: scores[a][opts.primary_metric], reverse=reverse)[0]
+        chosen = models[best]
+        oof = cv[best]["oof"] if best in cv else None
+        if opts.threshold is not None:
+            chosen.threshold, how = opts.threshold, "set in the train options"
+        elif oof is not None and (~np.isnan(oof)).any():
+            chosen.threshold = best_f1_threshold(y_train, oof)
+            how = "best F1 on out-of-fold predictions of the training set"
+        else:
+            chosen.threshold, how = 0.5, "default (no cross-validation to choose it)"
+        chosen.save(ctx.out_dir / "model.pkl")
+        proba = chosen.predict_proba(test[columns])
+        keys = [schema["id"], *([schema["time"]] if schema.get("time") in test else [])]
+        predictions = test[keys].copy()
+        predictions["y_true"], predictions["proba"] = y_test, proba
+        predictions.to_parquet(ctx.out_dir / "test_predictions.parquet", index=False)
+        ctx.log(f"permutation importance of {best} on {min(len(test), opts.importance_max_rows):,}"
+                " test rows")
+        with threadpool_limits(opts.threads):
+            importance = permutation_importance(
+                chosen.estimator, chosen.to_frame(test[columns]), y_test, opts.primary_metric,
+                opts.importance_repeats, opts.importance_max_rows, opts.seed)
         write_json(ctx.out_dir / "evaluation.json", {
             "chosen": best, "primary_metric": opts.primary_metric, "models": results,
-            "single_feature_auc": aucs,
+            "cv": {a: {k: v for k, v in c.items() if k != "oof"} for a, c in cv.items()},
+            "selection": "cross-validation" if cv else "test set",
+            "threshold": {"value": chosen.threshold, "how": how},
+            "single_feature_auc": aucs, "importance": importance,
+            "data": data_profile(train, test, target, numeric, categorical),
+            "split": schema.get("split", "time"),
+            **evaluate(y_test, proba, chosen.threshold),
         })
         metrics = {f"{k}": v for k, v in results[best].items()}
         for algorithm, values in results.items():
             metrics[f"{algorithm}.{opts.primary_metric}"] = values[opts.primary_metric]
-        return StageOutput(metrics=metrics, summary={"chosen": best})
+        for algorithm, values in cv.items():
+            if values["folds"]:
+                metrics[f"{algorithm}.cv_{opts.primary_metric}"] = \
+                    values["mean"][opts.primary_metric]
+        return StageOutput(metrics=metrics, summary={"chosen": best,
+                                                     "threshold": chosen.threshold})
 
     def publish(self, ctx: StageContext, artifact: ArtifactRef) -> dict[str, Any]:
         """Register the model and decide promotion against production on the same test data."""
@@ -100,11 +181,14 @@ class SklearnTrainer(Backend):
         existing = registry.find_by_artifact(artifact.content_hash)
         if existing is None:
             existing = self._register(ctx, artifact, registry)
+        path = _comparison_path(ctx, artifact)
+        comparison = json.loads(path.read_text()) if path.exists() else None
         return {"model_version": existing.version, "promoted": existing.status == "production",
-                "decision": existing.decision}
+                "decision": existing.decision, "incumbent": comparison}
 
     def _register(self, ctx: StageContext, artifact: ArtifactRef, registry: Any) -> Any:
         import pandas as pd
+        from threadpoolctl import threadpool_limits
 
         from churnctl.domain.metrics import better, classification_metrics
         from churnctl.domain.model import ChurnModel
@@ -113,17 +197,28 @@ class SklearnTrainer(Backend):
         candidate = ChurnModel.load(artifact.file("model.pkl"))
         metric = opts.primary_metric
         incumbent = registry.production()
+        comparison: dict[str, Any] = {"version": None, "metric": metric,
+                                      "margin": opts.promotion_margin,
+                                      "candidate": candidate.metrics, "production": None}
         if incumbent is None:
             promote, decision = True, "first model: promoted"
         else:
+            comparison["version"] = incumbent.version
             test = pd.read_parquet(ctx.inputs["features"].file("test.parquet"))
             current = ChurnModel.load(registry.model_path(incumbent.version))
             try:
-                theirs = classification_metrics(test[candidate.target].to_numpy(),
-                                                current.predict_proba(test))
+                with threadpool_limits(opts.threads):
+                    proba = current.predict_proba(test)
+                theirs = classification_metrics(test[candidate.target].to_numpy(), proba)
             except KeyError as exc:
-                promote, decision = True, f"production v{incumbent.version} cannot score this data ({exc}); promoted"
+                # Another table's (or the event data's) model: nothing to compare on.
+                missing = str(exc.args[0] if exc.args else exc).split(": ", 1)[-1].split(", ")
+                promote = True
+                decision = (f"production v{incumbent.version} cannot score this data (it needs "
+                            f"{len(missing)} column(s) this data lacks, e.g. {missing[0]}); "
+                            "promoted")
             else:
+                comparison["production"] = theirs
                 ours = candidate.metrics
                 promote = better(ours, theirs, metric, opts.promotion_margin)
                 verdict = "promoted" if promote else "kept production"
@@ -131,6 +226,23 @@ class SklearnTrainer(Backend):
                             f"{theirs[metric]:.4f} on the same test data (margin "
                             f"{opts.promotion_margin}): {verdict}")
         ctx.log(decision)
+        # Kept beside the registry: a cached re-run reports the comparison made at registration.
+        write_json(_comparison_path(ctx, artifact),
+                   {**comparison, "promoted": promote, "decision": decision})
         return registry.register(artifact.file("model.pkl"), artifact.content_hash,
                                  candidate.algorithm, candidate.metrics, candidate.schema,
                                  promote=promote, decision=decision)
+
+
+def _comparison_path(ctx: StageContext, artifact: ArtifactRef) -> Path:
+    return ctx.workspace.state / "comparisons" / f"{artifact.content_hash[:16]}.json"
+
+
+def _fold_fitter(new_model: Callable[[str], Any], algorithm: str, x: Any, y: Any,
+                 ) -> Callable[[Any, Any], Any]:
+    """fit-and-predict on one cross-validation fold with a fresh estimator."""
+    def fit_predict(train_idx: Any, val_idx: Any) -> Any:
+        estimator = new_model(algorithm).estimator
+        estimator.fit(x.iloc[train_idx], y[train_idx])
+        return estimator.predict_proba(x.iloc[val_idx])[:, 1]
+    return fit_predict

@@ -71,7 +71,8 @@ def _register_optional() -> None:
     # Command modules that other parts of the tree add; each is light at import time.
     import importlib
 
-    for module in ("churnctl.cli.serve", "churnctl.cli.deploy", "churnctl.cli.monitor"):
+    for module in ("churnctl.cli.serve", "churnctl.cli.deploy", "churnctl.cli.monitor",
+                   "churnctl.cli.report"):
         try:
             importlib.import_module(module).register(app)
         except ModuleNotFoundError as exc:

@@ -1,7 +1,13 @@
-"""`churnctl run` and `churnctl plan`: execute the profile's pipeline or explain what it would do."""
+"""`churnctl run` and `churnctl plan`: execute the profile's pipeline or explain what it would do.
+
+`--data PATH --target COLUMN` is sugar for the `--set` overrides that switch ingest, validate
+and features to the customer-table backends; a run that trains also writes the HTML report.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +24,8 @@ from churnctl.cli.common import (
 )
 
 OnlyOption = Annotated[list[str], typer.Option("--only", help="Run only this stage (repeatable).")]
-FromOption = Annotated[str | None, typer.Option("--from", help="Re-run this stage and all after it.")]
+FromOption = Annotated[str | None,
+                       typer.Option("--from", help="Re-run this stage and all after it.")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Ignore the cache; run every stage.")]
 SetOption = Annotated[
     list[str],
@@ -26,8 +33,56 @@ SetOption = Annotated[
                                "e.g. --set ingest.users=5000 or --set ingest.backend=files."),
 ]
 
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", help="Your own customer table (CSV, Parquet or Excel; one row per "
+                                "customer): switches ingest/validate/features to `table`.",
+                 dir_okay=False, show_default=False),
+]
+TargetOption = Annotated[
+    str | None, typer.Option("--target", help="With --data: the churn column (e.g. Churn).",
+                             show_default=False)]
+IdOption = Annotated[
+    str | None, typer.Option("--id", help="With --data: the customer id column (default: a "
+                             "unique column named like an id, else row numbers).",
+                             show_default=False)]
+TimeOption = Annotated[
+    str | None, typer.Option("--time", help="With --data: a date column to split by time "
+                                            "(default: a stratified random split).",
+                             show_default=False)]
+PositiveOption = Annotated[
+    str | None, typer.Option("--positive", help="With --data: the target value that means "
+                             "churned (default: inferred from Yes/No, 1/0, ...).",
+                             show_default=False)]
+
 STATUS_STYLE = {"ran": "green", "cached": "cyan", "failed": "red", "run": "yellow",
                 "skip": "dim", "unavailable": "red"}
+
+
+def data_overrides(data: Path | None, target: str | None, id_column: str | None,
+                   time: str | None, positive: str | None, workspace: Path) -> list[str]:
+    """`--data ...` as the `--set` overrides it stands for (explicit --set items still win)."""
+    from churnctl.errors import UserError
+
+    given = {"--target": target, "--id": id_column, "--time": time, "--positive": positive}
+    if data is None:
+        stray = [flag for flag, value in given.items() if value is not None]
+        if stray:
+            raise UserError(f"{stray[0]} needs --data PATH (your customer table)")
+        return []
+    if not target:
+        raise UserError(f"--data {data}: also give --target COLUMN, the churn column")
+    path = data.resolve()
+    root = workspace.resolve()
+    # Relative to the workspace when inside it, so a moved project keeps its cache keys.
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
+    # JSON-quoted values stay strings under YAML parsing ("Yes" would become true, "1" 1).
+    options = {"path": str(shown), "target": target, "id": id_column, "time": time,
+               "positive": positive}
+    overrides = ["ingest.backend=table", "validate.backend=table", "features.backend=table"]
+    overrides += [f"ingest.{key}={json.dumps(value)}" for key, value in options.items()
+                  if value is not None]
+    return overrides
 
 
 def _runner(profile: str | None, workspace: Any, overrides: list[str], log: Any) -> Any:
@@ -45,20 +100,28 @@ def run_command(
     start: FromOption = None,
     force: ForceOption = False,
     overrides: SetOption = [],  # noqa: B006
+    data: DataOption = None,
+    target: TargetOption = None,
+    id_column: IdOption = None,
+    time: TimeOption = None,
+    positive: PositiveOption = None,
     workspace: WorkspaceOption = ".",
     json_out: JsonOption = False,
 ) -> None:
     """Run the pipeline stages (ingest, validate, features, train) of a profile.
 
     Unchanged stages are reused from the cache; a killed run resumes where it stopped.
+    A run that trains also writes an HTML report to reports/<run id>.html (and latest.html).
 
     Examples:
 
       churnctl run
 
+      churnctl run --data customers.csv --target Churn --id customerID
+
       churnctl run --profile v1 --set ingest.users=20000
 
-      churnctl run --set ingest.backend=files --set ingest.users=data/users.csv --set ingest.events=data/events.csv
+      churnctl run --set ingest.backend=files --set ingest.users=u.csv --set ingest.events=e.csv
 
       churnctl run --from train --json
     """
@@ -74,8 +137,10 @@ def run_command(
             style = STATUS_STYLE.get(status, "white")
             err.print(f"[{style}]{status:>6}[/] {stage} ({backend}) {seconds:.2f}s")
 
+    overrides = data_overrides(data, target, id_column, time, positive, workspace) + overrides
     runner = _runner(profile, workspace, overrides, log)
     record = runner.execute(only=only, start=start, force=force, progress=progress)
+    report = _write_report(runner.workspace, record, err)
     if json_out:
         print_json(record)
         return
@@ -98,6 +163,23 @@ def run_command(
     for row in record["stages"]:
         if row["summary"].get("decision"):
             out.print(f"model v{row['summary']['model_version']}: {row['summary']['decision']}")
+    if report is not None:
+        out.print(f"report: {report}")
+
+
+def _write_report(workspace: Any, record: dict[str, Any], err: Any) -> Path | None:
+    """After a run that trained (or reused a trained model): the HTML report; its numbers go
+    into the run record."""
+    import importlib.util
+
+    if not any(row["name"] == "train" for row in record["stages"]):
+        return None
+    if importlib.util.find_spec("plotly") is None:
+        err.print("[yellow]report not written:[/] it needs plotly; pip install 'churnctl[report]'")
+        return None
+    from churnctl.report import write_run_report
+
+    return write_run_report(workspace, record)
 
 
 def plan_command(
@@ -106,6 +188,11 @@ def plan_command(
     start: FromOption = None,
     force: ForceOption = False,
     overrides: SetOption = [],  # noqa: B006
+    data: DataOption = None,
+    target: TargetOption = None,
+    id_column: IdOption = None,
+    time: TimeOption = None,
+    positive: PositiveOption = None,
     workspace: WorkspaceOption = ".",
     json_out: JsonOption = False,
 ) -> None:
@@ -118,7 +205,10 @@ def plan_command(
       churnctl plan
 
       churnctl plan --profile v3 --json
+
+      churnctl plan --data customers.csv --target Churn
     """
+    overrides = data_overrides(data, target, id_column, time, positive, workspace) + overrides
     runner = _runner(profile, workspace, overrides, log=lambda _m: None)
     steps = runner.plan(only=only, start=start, force=force)
     rows = [{"stage": s.stage, "backend": s.backend, "status": s.status, "reason": s.reason}

@@ -1,0 +1,189 @@
+"""The HTML model report: parses, has every section, opens offline, figures match the record."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from churnctl.cli.main import ChurnctlGroup
+from churnctl.cli.report import register
+from churnctl.report.html import SECTIONS
+from tests.fixtures_tables import bank_like, run_table
+
+
+class _Page(HTMLParser):
+    """Section ids, scripts (attributes + text), tables by id, and any external reference."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.scripts: list[tuple[dict[str, str], str]] = []
+        self.external: list[str] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._script: dict[str, str] | None = None
+        self._text: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        for key in ("src", "href"):
+            if found.get(key, "").startswith(("http:", "https:", "//")):
+                self.external.append(found[key])
+        if tag == "section":
+            self.sections.append(found.get("id", ""))
+        elif tag == "script":
+            self._script, self._text = found, []
+        elif tag == "table" and found.get("id"):
+            self._table = found["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._script is not None:
+            self.scripts.append((self._script, "".join(self._text)))
+            self._script = None
+        elif tag in ("td", "th") and self._table and self._cell is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._script is not None:
+            self._text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+def _figures(page: _Page) -> dict[str, dict[str, Any]]:
+    return {attrs["data-figure"]: json.loads(text) for attrs, text in page.scripts
+            if attrs.get("class") == "plotly-figure"}
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
+    """A bank-like table trained twice (another split the second time): the second run has an
+    incumbent to be compared with."""
+    root = tmp_path_factory.mktemp("report")
+    bank_like(1500, seed=4).to_csv(root / "bank.csv", index=False)
+    first = run_table(root, root / "bank.csv", "--target", "Exited")
+    assert first.exit_code == 0, first.output
+    second = run_table(root, root / "bank.csv", "--target", "Exited", "--set", "features.seed=7")
+    assert second.exit_code == 0, second.output
+    return root, json.loads(first.stdout), json.loads(second.stdout)
+
+
+def test_page_has_every_section_and_opens_offline(two_runs) -> None:
+    root, _, record = two_runs
+    page = _parse(root / record["report"]["html"])
+    assert page.sections == list(SECTIONS)
+    assert page.external == []
+    code = [text for attrs, text in page.scripts
+            if attrs.get("type", "text/javascript") == "text/javascript"]
+    assert sum(text.lstrip().startswith("/**\n* plotly.js v") for text in code) == 1
+    assert (root / record["report"]["html"]).read_text().count("* plotly.js v") == 1
+    assert not [attrs for attrs, _ in page.scripts if attrs.get("src")]
+    assert len(_figures(page)) >= 9  # each figure is data for the one library
+    assert (root / "reports" / "latest.html").read_text() == \
+        (root / record["report"]["html"]).read_text()
+
+
+def test_figures_match_the_run_record(two_runs) -> None:
+    root, _, record = two_runs
+    saved = json.loads((root / ".churnctl" / "runs" / f"{record['run_id']}.json").read_text())
+    numbers = saved["report"]
+    assert numbers == record["report"]  # the --json output is the saved record
+    page = _parse(root / numbers["html"])
+    figures = _figures(page)
+    roc = figures["roc"]["data"][0]
+    assert roc["x"] == numbers["roc"]["fpr"] and roc["y"] == numbers["roc"]["tpr"]
+    assert numbers["roc"]["auc"] == pytest.approx(numbers["metrics"]["roc_auc"], abs=1e-6)
+    pr = figures["pr"]["data"][0]
+    assert pr["x"] == numbers["pr"]["recall"] and pr["y"] == numbers["pr"]["precision"]
+    calibration = figures["calibration"]["data"][0]
+    assert calibration["x"] == numbers["calibration"]["predicted"]
+    assert calibration["y"] == numbers["calibration"]["observed"]
+    c = numbers["confusion"]
+    assert figures["confusion"]["data"][0]["z"] == [[c["tn"], c["fp"]], [c["fn"], c["tp"]]]
+    assert c["tn"] + c["fp"] + c["fn"] + c["tp"] == numbers["data"]["test_rows"]
+    gain = figures["gain"]["data"][0]
+    assert gain["y"] == [0.0] + [r["cumulative_gain"] for r in numbers["gain"]]
+    assert figures["lift"]["data"][0]["y"] == [r["lift"] for r in numbers["gain"]]
+    bars = figures["importance"]["data"][0]
+    top = numbers["importance"][: len(bars["y"])][::-1]
+    assert bars["y"] == [r["feature"] for r in top] and bars["x"] == [r["mean"] for r in top]
+    deciles = page.tables["deciles"][1:]
+    assert [int(row[2].replace(",", "")) for row in deciles] == [
+        r["churners"] for r in numbers["gain"]]
+    embedded = next(json.loads(text) for attrs, text in page.scripts
+                    if attrs.get("id") == "report-data")
+    assert embedded["roc"] == numbers["roc"]
+
+
+def test_profile_dropped_and_incumbent_sections(two_runs) -> None:
+    root, first, second = two_runs
+    numbers = second["report"]
+    data = numbers["data"]
+    assert data["rows"] == 1500 and data["target"] == "Exited" and data["positive"] == "1"
+    assert {d["name"] for d in data["dropped"]} == {"RowNumber", "Surname"}
+    assert data["id"] == "CustomerId"
+    page = _parse(root / numbers["html"])
+    assert [r[0] for r in page.tables["dropped-columns"][1:]] == ["RowNumber", "Surname"]
+    assert first["report"]["comparison"]["incumbent"]["production"] is None
+    incumbent = numbers["comparison"]["incumbent"]
+    assert incumbent["version"] == 1 and incumbent["production"]["roc_auc"] > 0.5
+    bars = _figures(page)["comparison"]["data"]
+    assert bars[1]["y"] == [incumbent["production"][m] for m in ("pr_auc", "roc_auc", "brier")]
+    assert numbers["comparison"]["decision"] in page.tables["incumbent"][0][2] or \
+        "production v1" in page.tables["incumbent"][0][2]
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(cls=ChurnctlGroup)
+
+    @app.callback()
+    def _root() -> None:
+        """Test app with only the report command."""
+
+    register(app)
+    return app
+
+
+def test_report_command(two_runs, tmp_path: Path) -> None:
+    root, first, second = two_runs
+    runner = CliRunner()
+    latest = runner.invoke(_app(), ["report", "--workspace", str(root), "--json"])
+    assert latest.exit_code == 0, latest.output
+    assert json.loads(latest.stdout)["run_id"] == second["run_id"]
+    out = tmp_path / "shared" / "churn.html"
+    older = runner.invoke(_app(), ["report", first["run_id"][:17], "--workspace", str(root),
+                                   "--out", str(out)])
+    assert older.exit_code == 0, older.output
+    assert _parse(out).sections == list(SECTIONS) and first["run_id"] in out.read_text()[:200_000]
+    empty = runner.invoke(_app(), ["report", "--workspace", str(tmp_path)])
+    assert empty.exit_code == 2 and "no finished run" in empty.stderr
+
+
+def test_event_data_runs_write_a_report_too(small_run) -> None:
+    root, record = small_run
+    assert record["report"]["data"]["source"]["format"].startswith("event data")
+    page = _parse(root / record["report"]["html"])
+    assert page.sections == list(SECTIONS)
+    assert _figures(page)["roc"]["data"][0]["x"] == record["report"]["roc"]["fpr"]
