@@ -59,6 +59,32 @@ STATUS_STYLE = {"ran": "green", "cached": "cyan", "failed": "red", "run": "yello
                 "skip": "dim", "unavailable": "red"}
 
 
+class StageProgress:
+    """A spinner while a stage runs (on a terminal), then one line per stage with its status."""
+
+    def __init__(self, err: Any) -> None:
+        self.err = err
+        self.status: Any = None
+
+    def __call__(self, stage: str, backend: str, status: str, seconds: float | None = None) -> None:
+        if status == "running":
+            self.status = self.err.status(f"[bold]{stage}[/] ({backend}) running…")
+            self.status.start()
+            return
+        self.stop()
+        if seconds is not None:
+            style = STATUS_STYLE.get(status, "white")
+            self.err.print(f"[{style}]{status:>6}[/] {stage} ({backend}) {seconds:.2f}s")
+
+    def log(self, message: str) -> None:
+        self.err.print(f"  {message}", style="dim", markup=False)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
 def data_overrides(data: Path | None, target: str | None, id_column: str | None,
                    time: str | None, positive: str | None, workspace: Path) -> list[str]:
     """`--data ...` as the `--set` overrides it stands for (explicit --set items still win)."""
@@ -126,20 +152,13 @@ def run_command(
       churnctl run --from train --json
     """
     err = err_console()
-
-    def log(message: str) -> None:
-        err.print(f"  {message}", style="dim", markup=False)
-
-    def progress(stage: str, backend: str, status: str, seconds: float | None = None) -> None:
-        if status == "running":
-            err.print(f"[bold]{stage}[/] ({backend}) …")
-        elif seconds is not None:
-            style = STATUS_STYLE.get(status, "white")
-            err.print(f"[{style}]{status:>6}[/] {stage} ({backend}) {seconds:.2f}s")
-
+    progress = StageProgress(err)
     overrides = data_overrides(data, target, id_column, time, positive, workspace) + overrides
-    runner = _runner(profile, workspace, overrides, log)
-    record = runner.execute(only=only, start=start, force=force, progress=progress)
+    runner = _runner(profile, workspace, overrides, progress.log)
+    try:
+        record = runner.execute(only=only, start=start, force=force, progress=progress)
+    finally:
+        progress.stop()
     report = _write_report(runner.workspace, record, err)
     if json_out:
         print_json(record)
