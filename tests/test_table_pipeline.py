@@ -206,3 +206,16 @@ def test_serving_requests_and_batch_scoring_use_the_inferred_schema(telecom_run,
     assert result.rows == 1500
     scores = pd.read_parquet(result.files["parquet"])
     assert set(scores["user_id"]) == set(latest["customerID"])
+
+
+def test_predict_data_through_the_cli(cli, telecom_run, tmp_path: Path) -> None:
+    root, _ = telecom_run
+    telecom_like(120, seed=9).drop(columns=["Churn"]).to_csv(tmp_path / "june.csv", index=False)
+    out = tmp_path / "june_scores.parquet"
+    result = cli("predict", "--workspace", str(root), "--data", str(tmp_path / "june.csv"),
+                 "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 120
+    assert len(pd.read_parquet(out)) == 120
+    no_out = cli("predict", "--workspace", str(root), "--data", str(tmp_path / "june.csv"))
+    assert no_out.exit_code == 2 and "--out FILE.csv" in no_out.stderr

@@ -8,10 +8,20 @@ numbers come from a small latent model, not from the real generator.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -71,7 +81,8 @@ def demo_features(users: int, seed: int = 42, as_of: date = AS_OF) -> pd.DataFra
     frame = pd.DataFrame(data)
     for name in NUMERIC:
         frame[name] = frame[name].astype(np.float64)
-    logit = 1.5 - 4.0 * engagement + 0.08 * frame["days_since_last_activity"] - 0.6 * frame["is_paid"]
+    recency = frame["days_since_last_activity"]
+    logit = 1.5 - 4.0 * engagement + 0.08 * recency - 0.6 * frame["is_paid"]
     frame["churn_label"] = (rng.random(users) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     return frame
 
@@ -143,3 +154,80 @@ def make_demo_workspace(root: Path, users: int = 2_000, algorithm: Algorithm = "
     write_features_artifact(workspace, frame)
     register_model(workspace, train_demo_model(frame, algorithm))
     return workspace
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A real uvicorn server in a child process, stopped by its PID."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def status(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    def wait(self, path: str = "/ready", timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n"
+                                   + self.log.read_text()[-3000:])
+            try:
+                if self.status(path) == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.url}{path} not 200 after {timeout}s:\n"
+                           + self.log.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # SIGTERM to this PID: uvicorn shuts down gracefully
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+@contextmanager
+def running_server(workspace: Workspace, options: dict[str, Any] | None = None,
+                   wait_for: str = "/ready", command: list[str] | None = None
+                   ) -> Iterator[ServerProcess]:
+    """Start the API for `workspace` on a free port of 127.0.0.1; stop it on exit.
+
+    By default `python -m uvicorn --factory ...` (what `churnctl serve` runs); `command` may
+    replace it, e.g. with the `churnctl serve` command line (given the port via {port}).
+    """
+    from churnctl.backends.serve_fastapi import ServeOptions
+    from churnctl.serving.server import FACTORY, config_env
+
+    port = free_port()
+    opts = ServeOptions.model_validate({**(options or {}), "host": "127.0.0.1", "port": port})
+    argv = ([part.format(port=port) for part in command] if command else [
+        sys.executable, "-m", "uvicorn", "--factory", FACTORY, "--host", "127.0.0.1",
+        "--port", str(port), "--log-level", "warning", "--no-access-log"])
+    log = workspace.state / f"server-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **config_env(workspace, opts)})
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
+    try:
+        server.wait(wait_for)
+        yield server
+    finally:
+        server.stop()

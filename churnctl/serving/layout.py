@@ -3,13 +3,16 @@
 Supported steps (anything else raises CompileError and the caller uses the pipeline itself):
 numeric columns through SimpleImputer, StandardScaler, RobustScaler, MaxAbsScaler, MinMaxScaler
 (no clip) or passthrough; categorical columns through an optional SimpleImputer and then a
-OneHotEncoder or OrdinalEncoder without infrequent-category grouping. The arithmetic is the
-same as sklearn's ((x - a) / b or x * a + b, in that order) so results match to the last bit.
+OneHotEncoder or OrdinalEncoder (read by probing the fitted encoder, see encoders.py). The
+row and column paths use sklearn's arithmetic ((x - a) / b or x * a + b, in that order), so
+they match it to the last bit; the linear shortcut folds the steps (differences ~1e-16).
 """
 
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,24 +20,16 @@ import numpy as np
 import pandas as pd
 
 from churnctl.domain.model import FeatureSpec
+from churnctl.serving.encoders import (
+    Categorical,
+    CompileError,
+    UnknownCategory,
+    categorical_blocks,
+    category_codes,
+    is_missing,
+)
 
-
-class CompileError(Exception):
-    """The pipeline has a step the fast path does not reproduce."""
-
-
-class UnknownCategory(ValueError):
-    """A category the model never saw, for an encoder that rejects unseen ones."""
-
-    def __init__(self, feature: str, value: Any, known: list[str]) -> None:
-        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
-        super().__init__(f"unknown category {value!r} for feature {feature!r} (known: {shown})")
-        self.feature = feature
-        self.value = value
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+__all__ = ["CompileError", "Layout", "UnknownCategory", "compile_layout"]
 
 
 @dataclass
@@ -68,30 +63,14 @@ class _Numeric:
         return values
 
 
-@dataclass
-class _Categorical:
-    source: str
-    position: int
-    categories: list[str]
-    ordinal: bool  # ordinal: one output column holding the code; else one-hot columns
-    strict: bool  # unseen categories are an error rather than all-zeros / unknown_value
-    unknown_value: float = math.nan
-    offsets: dict[str, int] = field(default_factory=dict)  # category -> output column offset
-    width: int = 1
-
-    def code_table(self) -> np.ndarray:
-        """Output offset (one-hot, -1 when dropped) or value (ordinal) per category code."""
-        if self.ordinal:
-            return np.arange(len(self.categories), dtype=np.float64)
-        return np.array([self.offsets.get(c, -1) for c in self.categories], dtype=np.int64)
-
-
 def _steps(transformer: Any) -> list[Any]:
     if isinstance(transformer, str):
         if transformer == "passthrough":
             return []
         raise CompileError(f"unsupported column transformer {transformer!r}")
-    return [step for _, step in transformer.steps] if hasattr(transformer, "steps") else [transformer]
+    if hasattr(transformer, "steps"):
+        return [step for _, step in transformer.steps]
+    return [transformer]
 
 
 def _imputer_fill(step: Any, count: int) -> list[Any]:
@@ -110,11 +89,13 @@ def _numeric_blocks(steps: list[Any], names: list[str], start: int) -> list[_Num
     blocks = [_Numeric(name, start + i) for i, name in enumerate(names)]
     for step in steps:
         kind = type(step).__name__
+        if kind == "FunctionTransformer" and step.func is None:
+            continue  # how a fitted ColumnTransformer stores "passthrough"
         if kind == "SimpleImputer":
             if blocks and blocks[0].ops:
                 raise CompileError("SimpleImputer after a scaler")
             for block, stat in zip(blocks, _imputer_fill(step, len(blocks)), strict=True):
-                if _missing(stat) and not getattr(step, "keep_empty_features", False):
+                if is_missing(stat) and not getattr(step, "keep_empty_features", False):
                     raise CompileError("SimpleImputer dropped an all-missing column")
                 block.fill = float(stat)
             continue
@@ -129,50 +110,12 @@ def _numeric_blocks(steps: list[Any], names: list[str], start: int) -> list[_Num
         elif kind == "MaxAbsScaler":
             pairs = [("sub_div", 0.0, float(s)) for s in step.scale_]
         elif kind == "MinMaxScaler" and not step.clip:
-            pairs = [("mul_add", float(s), float(m)) for s, m in zip(step.scale_, step.min_, strict=True)]
+            pairs = [("mul_add", float(s), float(m))
+                     for s, m in zip(step.scale_, step.min_, strict=True)]
         else:
             raise CompileError(f"unsupported numeric step {kind}")
         for block, pair in zip(blocks, pairs, strict=True):
             block.ops.append(pair)
-    return blocks
-
-
-def _categorical_blocks(steps: list[Any], names: list[str], start: int) -> list[_Categorical]:
-    *before, encoder = steps or [None]
-    for step in before:
-        # Imputation only changes missing inputs, and rows with a missing category are scored
-        # by the pipeline itself (see Scorer), so an imputer in front changes nothing here.
-        if type(step).__name__ != "SimpleImputer":
-            raise CompileError(f"unsupported categorical step {type(step).__name__}")
-        _imputer_fill(step, len(names))
-    kind = type(encoder).__name__
-    if kind not in ("OneHotEncoder", "OrdinalEncoder"):
-        raise CompileError(f"unsupported categorical encoder {kind}")
-    if getattr(encoder, "_infrequent_enabled", False):
-        raise CompileError(f"{kind} groups infrequent categories")
-    blocks, position = [], start
-    drops = getattr(encoder, "drop_idx_", None)
-    for i, (name, cats) in enumerate(zip(names, encoder.categories_, strict=True)):
-        known = [c for c in cats if not _missing(c)]
-        if not all(isinstance(c, str) for c in known):
-            raise CompileError(f"categories of {name!r} are not strings")
-        if kind == "OrdinalEncoder":
-            strict = encoder.handle_unknown != "use_encoded_value"
-            unknown = math.nan if strict else float(encoder.unknown_value)
-            blocks.append(_Categorical(name, position, list(cats), True, strict, unknown))
-            position += 1
-            continue
-        dropped = None if drops is None or drops[i] is None else int(drops[i])
-        offsets, width = {}, 0
-        for code, cat in enumerate(cats):
-            if code != dropped:
-                if isinstance(cat, str):
-                    offsets[cat] = width
-                width += 1
-        strict = encoder.handle_unknown == "error"
-        blocks.append(_Categorical(name, position, list(cats), False, strict,
-                                   offsets=offsets, width=width))
-        position += width
     return blocks
 
 
@@ -184,33 +127,6 @@ def _input_names(ct: Any, name: str) -> list[str]:
     return [str(names_in[i]) for i in indices]
 
 
-def category_codes(column: pd.Series, categories: list[Any]) -> np.ndarray:
-    """Position of each value in `categories`; -1 for unseen or missing values.
-
-    Arrow's hash look-up (pyarrow ships with pandas here) is ~5x faster than pandas for strings
-    and, unlike pd.Categorical(values, categories=...), has no deprecation for unseen values.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        own = [categories.index(c) if c in categories else -1 for c in column.cat.categories]
-        return np.append(np.array(own, dtype=np.int64), -1)[column.cat.codes.to_numpy()]
-    try:
-        values = pa.array(column, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ValueError(f"categorical feature column {column.name!r} is not text: {exc}") from exc
-    if pa.types.is_null(values.type):
-        return np.full(len(column), -1, dtype=np.int64)
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        raise ValueError(f"categorical feature column {column.name!r} holds {values.type}, not text")
-    known = [c for c in categories if isinstance(c, str)]
-    found = pc.index_in(values, value_set=pa.array(known, type=values.type))
-    index = pc.fill_null(found, -1).to_numpy().astype(np.int64)
-    positions = np.array([categories.index(c) for c in known] + [-1], dtype=np.int64)
-    return positions[index]
-
-
 class Columns:
     """The inputs of a frame as arrays: raw numeric columns and category codes."""
 
@@ -220,16 +136,17 @@ class Columns:
         self.numeric = {}
         for block in layout.numerics:
             try:
-                self.numeric[block.source] = frame[block.source].to_numpy(np.float64, na_value=np.nan)
+                values = frame[block.source].to_numpy(np.float64, na_value=np.nan)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"feature column {block.source!r} is not numeric: {exc}") from exc
+            self.numeric[block.source] = values
         self.codes, self.missing = {}, np.zeros(self.rows, dtype=bool)
         for block in layout.categoricals:
             column = frame[block.source]
             missing = column.isna().to_numpy()
             codes = category_codes(column, block.categories)
             unseen = (codes < 0) & ~missing
-            if block.strict and unseen.any():
+            if block.unseen is None and unseen.any():
                 raise UnknownCategory(block.source, column[unseen].iloc[0], block.categories)
             self.codes[block.source] = codes
             self.missing |= missing
@@ -259,11 +176,11 @@ class Columns:
             total += scratch
             constant += weights[block.position] * offset
         for block in self.layout.categoricals:
-            table = block.code_table()
             if block.ordinal:
-                values = np.append(table, block.unknown_value) * weights[block.position]
+                values = block.table * weights[block.position]
             else:
-                values = np.append(np.where(table >= 0, weights[block.position + table], 0.0), 0.0)
+                columns = block.position + block.table.astype(np.int64)
+                values = np.where(block.table >= 0, weights[np.maximum(columns, 0)], 0.0)
             total += values[self.codes[block.source]]  # code -1 (unseen) picks the last entry
         return total + constant
 
@@ -272,47 +189,127 @@ class Columns:
         for block in self.layout.numerics:
             matrix[:, block.position] = block.vector(self.numeric[block.source][start:stop])
         for block in self.layout.categoricals:
-            codes = self.codes[block.source][start:stop]
-            table = block.code_table()
+            values = block.table[self.codes[block.source][start:stop]]
             if block.ordinal:
-                matrix[:, block.position] = np.append(table, block.unknown_value)[codes]
+                matrix[:, block.position] = values
                 continue
-            offsets = np.append(table, -1)[codes]
-            rows = np.nonzero(offsets >= 0)[0]
-            matrix[rows, block.position + offsets[rows]] = 1.0
+            rows = np.flatnonzero(values >= 0)
+            matrix[rows, block.position + values[rows].astype(np.int64)] = 1.0
         return matrix
+
+
+def _stages(blocks: list[_Numeric]) -> list[tuple[str, np.ndarray, np.ndarray]] | None:
+    """The numeric steps as whole-vector operations, or None if columns differ in kind.
+
+    A column with fewer steps gets identity steps ((x - 0) / 1 or x * 1 + 0), which leave every
+    float, NaN and infinity unchanged, so the result matches the per-column arithmetic exactly.
+    """
+    stages = []
+    for level in range(max((len(b.ops) for b in blocks), default=0)):
+        kinds = {b.ops[level][0] for b in blocks if len(b.ops) > level}
+        if len(kinds) != 1:
+            return None
+        kind = kinds.pop()
+        identity = (0.0, 1.0) if kind == "sub_div" else (1.0, 0.0)
+        pairs = [b.ops[level][1:] if len(b.ops) > level else identity for b in blocks]
+        stages.append((kind, np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])))
+    return stages
 
 
 @dataclass
 class Layout:
     width: int
     numerics: list[_Numeric]
-    categoricals: list[_Categorical]
+    categoricals: list[Categorical]
 
-    def row(self, record: Any) -> list[float]:
-        """One record (feature name -> value) as the pipeline's numeric output row."""
-        out = [0.0] * self.width
-        for block in self.numerics:
-            out[block.position] = block.scalar(record[block.source])
+    def __post_init__(self) -> None:
+        self._names = [b.source for b in self.numerics]
+        self._positions = np.array([b.position for b in self.numerics], dtype=np.int64)
+        self._fill = np.array([b.fill for b in self.numerics], dtype=np.float64)
+        self._fills = bool((~np.isnan(self._fill)).any())
+        self._stages = _stages(self.numerics)
+
+    def row(self, record: Any) -> np.ndarray | None:
+        """One record (feature name -> value) as the pipeline's numeric output row.
+
+        None when a category is missing: the pipeline's own imputation must score that row.
+        """
+        out = np.zeros(self.width)
+        if self._stages is None:
+            for block in self.numerics:
+                out[block.position] = block.scalar(record[block.source])
+        else:
+            values = np.array([record[name] for name in self._names], dtype=np.float64)
+            if self._fills:
+                values = np.where(np.isnan(values), self._fill, values)
+            for kind, a, b in self._stages:
+                values = (values - a) / b if kind == "sub_div" else values * a + b
+            out[self._positions] = values
         for block in self.categoricals:
             value = record[block.source]
-            if block.ordinal:
-                if value in block.categories:
-                    out[block.position] = float(block.categories.index(value))
-                elif block.strict:
+            landing = block.lookup.get(value) if isinstance(value, str) else None
+            if landing is None:
+                if is_missing(value):
+                    return None
+                if block.unseen is None:
                     raise UnknownCategory(block.source, value, block.categories)
-                else:
-                    out[block.position] = block.unknown_value
-                continue
-            offset = block.offsets.get(value)
-            if offset is not None:
-                out[block.position + offset] = 1.0
-            elif block.strict:
-                raise UnknownCategory(block.source, value, block.categories)
+                landing = block.unseen
+            if block.ordinal:
+                out[block.position] = landing
+            elif landing >= 0:
+                out[block.position + int(landing)] = 1.0
         return out
 
     def columns(self, frame: pd.DataFrame) -> Columns:
         return Columns(self, frame)
+
+    def linear(self, weights: np.ndarray, bias: float) -> Callable[[Any], float | None]:
+        """A function from one record to a linear model's score, in plain Python.
+
+        Every step folds into per-input coefficients and look-up tables, so a record costs
+        ~40 multiply-adds and a few dict hits, no arrays. None means "score with the pipeline"
+        (a missing category, or a value Python arithmetic cannot take).
+        """
+        names = [block.source for block in self.numerics]
+        coefficients, constant = [], bias
+        for block in self.numerics:
+            factor, offset = block.affine()
+            coefficients.append(float(weights[block.position] * factor))
+            constant += float(weights[block.position] * offset)
+        fills = [block.fill for block in self.numerics]
+        fill_any = any(not math.isnan(fill) for fill in fills)
+        tables = []
+        for block in self.categoricals:
+            def weight(landing: float, block: Categorical = block) -> float:
+                if block.ordinal:
+                    return float(weights[block.position] * landing)
+                return float(weights[block.position + int(landing)]) if landing >= 0 else 0.0
+            table = {category: weight(landing) for category, landing in block.lookup.items()}
+            unseen = None if block.unseen is None else weight(block.unseen)
+            tables.append((block, table, unseen))
+
+        def score(record: Any) -> float | None:
+            values = [record[name] for name in names]
+            try:
+                total = sum(map(operator.mul, values, coefficients), constant)
+                if total != total and fill_any:  # NaN: replace missing numbers, as imputed
+                    values = [f if v != v else v for v, f in zip(values, fills, strict=True)]
+                    total = sum(map(operator.mul, values, coefficients), constant)
+            except TypeError:
+                return None
+            for block, table, unseen in tables:
+                value = record[block.source]
+                term = table.get(value) if isinstance(value, str) else None
+                if term is None:
+                    if is_missing(value):
+                        return None
+                    if unseen is None:
+                        raise UnknownCategory(block.source, value, block.categories)
+                    term = unseen
+                total += term
+            return total
+
+        return score
 
     def numeric_range(self, name: str) -> tuple[float, float]:
         """A plausible centre and spread of a numeric input, for verification samples."""
@@ -326,7 +323,7 @@ class Layout:
 
     def known_categories(self, name: str) -> list[str]:
         block = next((b for b in self.categoricals if b.source == name), None)
-        return [] if block is None else [c for c in block.categories if isinstance(c, str)]
+        return [] if block is None else list(block.categories)
 
 
 def compile_layout(ct: Any, features: list[FeatureSpec]) -> Layout:
@@ -335,7 +332,7 @@ def compile_layout(ct: Any, features: list[FeatureSpec]) -> Layout:
         raise CompileError(f"first pipeline step is {type(ct).__name__}, not a ColumnTransformer")
     kinds = {spec.name: spec.kind for spec in features}
     numerics: list[_Numeric] = []
-    categoricals: list[_Categorical] = []
+    categoricals: list[Categorical] = []
     width = 0
     for name, transformer, _ in ct.transformers_:
         if isinstance(transformer, str) and transformer == "drop":
@@ -353,7 +350,7 @@ def compile_layout(ct: Any, features: list[FeatureSpec]) -> Layout:
             numerics += blocks
             produced = len(blocks)
         elif {kinds[n] for n in names} == {"categorical"}:
-            cats = _categorical_blocks(steps, names, out.start)
+            cats = categorical_blocks(steps, names, out.start)
             categoricals += cats
             produced = sum(block.width for block in cats)
         else:

@@ -1,0 +1,296 @@
+"""The churn API: `create_app(workspace, options)` builds it; no model is loaded at import.
+
+Request bodies are validated by hand against the *current* model's request models, not by
+FastAPI's signature-bound ones, because the schema follows the production model through hot
+reloads: one request reads the snapshot once and is validated and scored by that one version.
+OpenAPI is regenerated from the served model's schema after each switch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pydantic_core
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from churnctl import __version__
+from churnctl.backends.serve_fastapi import ServeOptions
+from churnctl.serving.layout import UnknownCategory
+from churnctl.serving.metrics import MetricsMiddleware, ServingMetrics
+from churnctl.serving.model_holder import ModelHolder, Snapshot
+from churnctl.serving.schema import (
+    BatchPrediction,
+    ErrorResponse,
+    ModelInfo,
+    Prediction,
+    RequestModels,
+    build_request_models,
+    clean_errors,
+    error_message,
+)
+from churnctl.workspace import Workspace
+
+JSON = "application/json"
+INLINE_ROWS = 16  # more rows than this are scored in a worker thread, off the event loop
+DESCRIPTION = """Churn probability for one customer (`POST /predict`) or many
+(`POST /predict/batch`), by feature values or by `user_id` (latest snapshot from the features
+stage). Request schemas follow the production model's feature schema and change with it."""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, detail: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+def _errors(status: int, *extra: int) -> dict[int | str, dict[str, Any]]:
+    text = {400: "Malformed JSON", 404: "Unknown user_id", 413: "Body or batch too large",
+            422: "Invalid field (named in the message)", 503: "No model loaded yet"}
+    return {code: {"model": ErrorResponse, "description": text[code]} for code in (status, *extra)}
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, allow_nan=False), status_code=status, media_type=JSON)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body is {int(declared)} bytes; the limit is {limit} bytes "
+                            "(option max_body_bytes)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds the limit of {limit} bytes "
+                                "(option max_body_bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _invalid(exc: ValidationError) -> ApiError:
+    errors = exc.errors(include_url=False)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return ApiError(400, f"malformed JSON: {errors[0]['msg']}")
+    return ApiError(422, error_message(errors), clean_errors(errors))
+
+
+class _Api:
+    """The request handlers, sharing one holder, metrics and options."""
+
+    def __init__(self, holder: ModelHolder, metrics: ServingMetrics, options: ServeOptions):
+        self.holder = holder
+        self.metrics = metrics
+        self.options = options
+
+    def snapshot(self) -> Snapshot:
+        snapshot = self.holder.current
+        if snapshot is None:
+            raise ApiError(503, f"no model loaded: {self.holder.not_ready_reason()}")
+        return snapshot
+
+    def record_for(self, snapshot: Snapshot, item: BaseModel, unknown: list[Any]
+                   ) -> tuple[dict[str, Any] | None, str | None]:
+        features = item.features  # type: ignore[attr-defined]
+        if features is not None:
+            return snapshot.requests.record(features), None
+        table = self.holder.features
+        if table is None:
+            raise ApiError(503, f"user_id look-ups unavailable: {self.holder.features_error}")
+        missing = table.missing_columns(snapshot.requests.names)
+        if missing:
+            raise ApiError(503, f"the features snapshot lacks columns model v{snapshot.version} "
+                                f"needs: {', '.join(missing[:10])}")
+        found = table.get(item.user_id, snapshot.requests.names)  # type: ignore[attr-defined]
+        if found is None:
+            unknown.append(item.user_id)  # type: ignore[attr-defined]
+            return None, None
+        return found
+
+    async def score(self, snapshot: Snapshot, records: list[dict[str, Any]]) -> list[float]:
+        try:
+            if len(records) > INLINE_ROWS or snapshot.scorer.kind == "pipeline":
+                scores = await run_in_threadpool(snapshot.scorer.score_records, records)
+            else:
+                scores = snapshot.scorer.score_records(records)
+        except UnknownCategory as exc:
+            raise ApiError(422, str(exc), [{"loc": ["features", exc.feature], "msg": str(exc),
+                                            "type": "unknown_category"}]) from exc
+        values = [float(value) for value in scores]
+        if not all(math.isfinite(value) for value in values):
+            raise ApiError(422, "the model cannot score missing values in this user's snapshot")
+        self.metrics.observe_predictions(snapshot.version, values)
+        return values
+
+    def prediction(self, snapshot: Snapshot, item: Any, probability: float,
+                   as_of: str | None) -> dict[str, Any]:
+        return {"user_id": item.user_id, "churn_probability": probability,
+                "churn_predicted": probability >= snapshot.model.threshold,
+                "model_version": snapshot.version, "as_of": as_of}
+
+    async def predict(self, request: Request) -> Response:
+        snapshot = self.snapshot()
+        body = await read_body(request, self.options.max_body_bytes)
+        try:
+            item = snapshot.requests.predict.model_validate_json(body)
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+        unknown: list[Any] = []
+        record, as_of = self.record_for(snapshot, item, unknown)
+        if record is None:
+            raise ApiError(404, f"unknown user_id {unknown[0]!r}: not in the latest features "
+                                "snapshot")
+        (probability,) = await self.score(snapshot, [record])
+        return _json(self.prediction(snapshot, item, probability, as_of))
+
+    async def predict_batch(self, request: Request) -> Response:
+        snapshot = self.snapshot()
+        body = await read_body(request, self.options.max_body_bytes)
+        try:
+            data = pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise ApiError(400, f"malformed JSON: {exc}") from exc
+        items = data.get("customers") if isinstance(data, dict) else None
+        if isinstance(items, list) and len(items) > self.options.max_batch:
+            raise ApiError(413, f"batch has {len(items)} customers; the limit is "
+                                f"{self.options.max_batch} (option max_batch)")
+        try:
+            batch = snapshot.requests.batch.model_validate(data)
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+        unknown: list[Any] = []
+        found = [self.record_for(snapshot, item, unknown) for item in batch.customers]
+        if unknown:
+            shown = ", ".join(repr(uid) for uid in unknown[:10])
+            raise ApiError(404, f"unknown user_id {shown}" + (
+                f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                + ": not in the latest features snapshot")
+        scores = await self.score(snapshot, [record for record, _ in found])
+        rows = [self.prediction(snapshot, item, p, as_of)
+                for item, p, (_, as_of) in zip(batch.customers, scores, found, strict=True)]
+        return _json({"model_version": snapshot.version, "count": len(rows), "predictions": rows})
+
+    def model_info(self) -> Response:
+        snapshot = self.snapshot()
+        entry = snapshot.entry
+        return _json({
+            "version": entry.version, "algorithm": entry.algorithm, "metrics": entry.metrics,
+            "trained_at": entry.created_at, "loaded_at": snapshot.loaded_at,
+            "threshold": snapshot.model.threshold, "scorer": snapshot.scorer.kind,
+            "feature_schema": snapshot.model.schema})
+
+    def ready(self) -> Response:
+        snapshot = self.holder.current
+        if snapshot is None:
+            return _json({"status": "not ready", "reason": self.holder.not_ready_reason()}, 503)
+        return _json({"status": "ready", "model_version": snapshot.version})
+
+
+def _request_models(holder: ModelHolder, max_batch: int) -> RequestModels | None:
+    snapshot = holder.current
+    if snapshot is not None:
+        return snapshot.requests
+    try:  # not loaded yet: the registry's production entry carries the same schema
+        entry = holder.registry.production()
+    except (OSError, ValueError, KeyError):
+        return None
+    if entry is None or not entry.feature_schema:
+        return None
+    return build_request_models(entry.feature_schema, max_batch)
+
+
+def _openapi(app: FastAPI, holder: ModelHolder, max_batch: int) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    models = _request_models(holder, max_batch)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for path, model in (("/predict", models and models.predict),
+                        ("/predict/batch", models and models.batch)):
+        if model is None:
+            body: dict[str, Any] = {"type": "object", "description": (
+                "Built from the production model's feature schema; no model is in the "
+                "registry yet.")}
+        else:
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(found.pop("$defs", {}))
+            components[model.__name__] = found
+            body = {"$ref": f"#/components/schemas/{model.__name__}"}
+        schema["paths"][path]["post"]["requestBody"] = {
+            "required": True, "content": {JSON: {"schema": body}}}
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] | None = None
+               ) -> FastAPI:
+    """The API for `workspace`'s registry; the model loads in the background once it starts."""
+    opts = options if isinstance(options, ServeOptions) else ServeOptions.model_validate(
+        dict(options or {}))
+    metrics = ServingMetrics(workspace)
+    holder = ModelHolder(workspace, opts.max_batch, on_error=lambda _: metrics.reload_failed())
+    api = _Api(holder, metrics, opts)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        holder.start(opts.reload_interval_seconds)
+        yield
+        await run_in_threadpool(holder.stop)
+
+    app = FastAPI(title="churnctl churn API", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.holder, app.state.metrics, app.state.options = holder, metrics, opts
+
+    def swapped(snapshot: Snapshot) -> None:
+        metrics.model_swapped(snapshot.version)
+        app.openapi_schema = None  # regenerate docs from the new model's schema
+
+    holder.on_swap = swapped
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.openapi = lambda: _openapi(app, holder, opts.max_batch)  # type: ignore[method-assign]
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"message": exc.message, "detail": exc.detail}, exc.status)
+
+    @app.post("/predict", summary="Churn probability of one customer",
+              responses={200: {"model": Prediction}, **_errors(400, 404, 413, 422, 503)})
+    async def predict(request: Request) -> Response:
+        return await api.predict(request)
+
+    @app.post("/predict/batch", summary="Churn probabilities of many customers",
+              responses={200: {"model": BatchPrediction}, **_errors(400, 404, 413, 422, 503)})
+    async def predict_batch(request: Request) -> Response:
+        return await api.predict_batch(request)
+
+    @app.get("/live", summary="The process answers (no model needed)")
+    async def live() -> Response:
+        return Response(b'{"status":"alive"}', media_type=JSON)
+
+    @app.get("/ready", summary="200 once a model is loaded, else 503 with the reason",
+             responses=_errors(503))
+    async def ready() -> Response:
+        return api.ready()
+
+    @app.get("/model", summary="The served model: version, metrics, feature schema",
+             responses={200: {"model": ModelInfo}, **_errors(503)})
+    async def model() -> Response:
+        return api.model_info()
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    return app

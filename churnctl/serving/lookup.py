@@ -1,0 +1,75 @@
+"""The latest feature snapshot per user, for `POST /predict {"user_id": ...}`.
+
+Read from the newest features artifact (`latest.parquet`) into plain arrays once; a look-up is
+a dict hit plus one value per column, no pandas per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from churnctl.runs import latest_artifact
+from churnctl.workspace import Workspace
+
+LATEST = "latest.parquet"
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    path: Path
+    id_column: str
+    index: dict[str, int]
+    columns: dict[str, np.ndarray]
+    as_of: list[str | None]
+
+    @classmethod
+    def read(cls, path: Path, id_column: str = "user_id") -> FeatureTable:
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        if id_column not in frame.columns:
+            raise ValueError(f"{path} has no {id_column!r} column")
+        ids = [str(value) for value in frame[id_column].tolist()]
+        columns = {}
+        for name in frame.columns:
+            if name in (id_column, "as_of"):
+                continue
+            column = frame[name]
+            if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+                columns[name] = column.to_numpy(np.float64, na_value=np.nan)
+            else:  # categories as Python objects, missing as None
+                columns[name] = np.array(column.astype(object).where(column.notna(), None))
+        as_of = ([None] * len(frame) if "as_of" not in frame.columns
+                 else [None if pd.isna(v) else str(v)[:10] for v in frame["as_of"].tolist()])
+        # The newest row wins if an id repeats (dict keeps the last assignment).
+        return cls(path, id_column, {uid: i for i, uid in enumerate(ids)}, columns, as_of)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def missing_columns(self, names: tuple[str, ...]) -> list[str]:
+        return [name for name in names if name not in self.columns]
+
+    def get(self, user_id: str | int, names: tuple[str, ...]
+            ) -> tuple[dict[str, Any], str | None] | None:
+        """The user's feature record and snapshot date, or None for an unknown id."""
+        row = self.index.get(str(user_id))
+        if row is None:
+            return None
+        record = {}
+        for name in names:
+            value = self.columns[name][row]
+            record[name] = value.item() if isinstance(value, np.generic) else value
+        return record, self.as_of[row]
+
+
+def latest_features_path(workspace: Workspace) -> Path | None:
+    """`latest.parquet` of the newest features artifact, if any run produced one."""
+    artifact = latest_artifact(workspace, "features")
+    if artifact is None or LATEST not in artifact.files:
+        return None
+    return artifact.file(LATEST)
