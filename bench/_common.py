@@ -33,8 +33,10 @@ def peak_child_rss_mib() -> float:
 
 def write_results(name: str, figures: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    figures = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-               **figures}
+    figures = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        **figures,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

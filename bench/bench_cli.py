@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 
-from _common import CHURNCTL, time_command, write_results  # noqa: E402
+from _common import CHURNCTL, time_command, write_results
 
 TARGET_S = 0.25
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import CHURNCTL, time_command, write_results  # noqa: E402
+from _common import CHURNCTL, time_command, write_results
 
 
 def _run(workspace: Path, *extra: str) -> dict:
@@ -21,9 +21,20 @@ def _run(workspace: Path, *extra: str) -> dict:
         "import resource, subprocess, sys, time, json;"
         "t=time.perf_counter(); p=subprocess.run(sys.argv[1:], capture_output=True, text=True);"
         "w=time.perf_counter()-t; r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
-        "print(json.dumps({'wall_s': w, 'peak_rss_mib': r/1024, 'rc': p.returncode, 'out': p.stdout}))"
+        "print(json.dumps({'wall_s': w, 'peak_rss_mib': r/1024, 'rc': p.returncode,"
+        " 'out': p.stdout}))"
     )
-    args = [sys.executable, "-c", probe, *CHURNCTL, "run", "--json", "--workspace", str(workspace), *extra]
+    args = [
+        sys.executable,
+        "-c",
+        probe,
+        *CHURNCTL,
+        "run",
+        "--json",
+        "--workspace",
+        str(workspace),
+        *extra,
+    ]
     done = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
     if done["rc"] != 0:
         raise SystemExit(f"churnctl run failed: {done}")
@@ -31,7 +42,9 @@ def _run(workspace: Path, *extra: str) -> dict:
     return {
         "wall_s": round(done["wall_s"], 3),
         "peak_rss_mib": round(done["peak_rss_mib"], 1),
-        "stages": {s["name"]: {"status": s["status"], "seconds": s["seconds"]} for s in record["stages"]},
+        "stages": {
+            s["name"]: {"status": s["status"], "seconds": s["seconds"]} for s in record["stages"]
+        },
         "pr_auc": record["metrics"].get("pr_auc"),
     }
 
@@ -48,7 +61,9 @@ def main() -> None:
         figures["noop_rerun"]["target_s"] = 0.3
         large = Path(tmp) / "large"
         large.mkdir()
-        figures["users_20000"] = _run(large, "--set", "ingest.users=20000") | {"target_peak_mib": 4096}
+        figures["users_20000"] = _run(large, "--set", "ingest.users=20000") | {
+            "target_peak_mib": 4096
+        }
     write_results("pipeline", figures)
 
 

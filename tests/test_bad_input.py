@@ -24,8 +24,20 @@ def _write(folder: Path, users: pd.DataFrame, events: pd.DataFrame) -> tuple[Pat
 
 
 def _files_run(cli, users: Path, events: Path, *extra: str):
-    return cli("run", "--only", "ingest", "--only", "validate", "--set", "ingest.backend=files",
-               "--set", f"ingest.users={users}", "--set", f"ingest.events={events}", *extra)
+    return cli(
+        "run",
+        "--only",
+        "ingest",
+        "--only",
+        "validate",
+        "--set",
+        "ingest.backend=files",
+        "--set",
+        f"ingest.users={users}",
+        "--set",
+        f"ingest.events={events}",
+        *extra,
+    )
 
 
 def _assert_clean_failure(result, *needles: str) -> None:
@@ -38,23 +50,44 @@ def _assert_clean_failure(result, *needles: str) -> None:
 
 
 def _no_partial_artifacts(root: Path) -> None:
-    leftovers = [p for p in (root / ".churnctl").rglob("*.tmp")] if (root / ".churnctl").exists() else []
+    leftovers = (
+        [p for p in (root / ".churnctl").rglob("*.tmp")] if (root / ".churnctl").exists() else []
+    )
     assert leftovers == []
 
 
 CASES = {
     "missing_column": (lambda u, e: (u.drop(columns=["country"]), e), ("users.csv", "country")),
-    "wrong_type": (lambda u, e: (u, e.assign(watch_minutes=e.watch_minutes.astype(object).where(
-        e.index != 5, "lots"))), ("events.csv", "watch_minutes", "'lots'", "row 7")),
-    "blank_numeric": (lambda u, e: (u, e.assign(amount=e.amount.astype(object).where(
-        e.index != 3, "  "))), ("events.csv", "amount", "blank")),
-    "duplicate_ids": (lambda u, e: (pd.concat([u, u.iloc[:2]]), e), ("users.csv", "user_id", "unique")),
-    "unknown_users": (lambda u, e: (u, e.assign(user_id=e.user_id.where(e.index != 0, 999999))),
-                      ("events.csv", "user_id", "999999")),
-    "bad_category": (lambda u, e: (u.assign(plan=u.plan.where(u.index != 0, "gold")), e),
-                     ("users.csv", "plan", "gold")),
-    "future_dates": (lambda u, e: (u, e.assign(event_time=e.event_time.where(
-        e.index != 0, pd.Timestamp("2099-01-01")))), ("events.csv", "event_time", "2099")),
+    "wrong_type": (
+        lambda u, e: (
+            u,
+            e.assign(watch_minutes=e.watch_minutes.astype(object).where(e.index != 5, "lots")),
+        ),
+        ("events.csv", "watch_minutes", "'lots'", "row 7"),
+    ),
+    "blank_numeric": (
+        lambda u, e: (u, e.assign(amount=e.amount.astype(object).where(e.index != 3, "  "))),
+        ("events.csv", "amount", "blank"),
+    ),
+    "duplicate_ids": (
+        lambda u, e: (pd.concat([u, u.iloc[:2]]), e),
+        ("users.csv", "user_id", "unique"),
+    ),
+    "unknown_users": (
+        lambda u, e: (u, e.assign(user_id=e.user_id.where(e.index != 0, 999999))),
+        ("events.csv", "user_id", "999999"),
+    ),
+    "bad_category": (
+        lambda u, e: (u.assign(plan=u.plan.where(u.index != 0, "gold")), e),
+        ("users.csv", "plan", "gold"),
+    ),
+    "future_dates": (
+        lambda u, e: (
+            u,
+            e.assign(event_time=e.event_time.where(e.index != 0, pd.Timestamp("2099-01-01"))),
+        ),
+        ("events.csv", "event_time", "2099"),
+    ),
 }
 
 
@@ -108,13 +141,17 @@ def test_unknown_profile(cli) -> None:
 
 
 def test_unknown_backend(cli) -> None:
-    _assert_clean_failure(cli("run", "--set", "train.backend=xgboost"),
-                          "stages.train.backend", "xgboost")
+    _assert_clean_failure(
+        cli("run", "--set", "train.backend=xgboost"), "stages.train.backend", "xgboost"
+    )
 
 
 def test_typo_in_option(cli) -> None:
-    _assert_clean_failure(cli("run", "--set", "train.promotion_margn=0.1"),
-                          "stages.train.options.promotion_margn", "unknown key")
+    _assert_clean_failure(
+        cli("run", "--set", "train.promotion_margn=0.1"),
+        "stages.train.options.promotion_margn",
+        "unknown key",
+    )
 
 
 def test_bad_option_value(cli) -> None:

@@ -15,7 +15,11 @@ from tests.conftest import SMALL
 def test_first_run_runs_every_stage_and_records_it(small_run) -> None:
     root, record = small_run
     assert [(s["name"], s["status"]) for s in record["stages"]] == [
-        ("ingest", "ran"), ("validate", "ran"), ("features", "ran"), ("train", "ran")]
+        ("ingest", "ran"),
+        ("validate", "ran"),
+        ("features", "ran"),
+        ("train", "ran"),
+    ]
     assert record["profile"] == "v1" and record["status"] == "succeeded"
     for key in ("pr_auc", "roc_auc", "brier"):
         assert 0 < record["metrics"][key] < 1
@@ -39,19 +43,30 @@ def test_plan_explains_what_changed(cli, finished_workspace: Path) -> None:
     ws = str(finished_workspace)
     cached = json.loads(cli("plan", "--workspace", ws, "--json", *SMALL).stdout)
     assert [s["status"] for s in cached["stages"]] == ["cached"] * 4
-    changed = json.loads(cli("plan", "--workspace", ws, "--json", *SMALL,
-                             "--set", "train.promotion_margin=0.05").stdout)
+    changed = json.loads(
+        cli(
+            "plan", "--workspace", ws, "--json", *SMALL, "--set", "train.promotion_margin=0.05"
+        ).stdout
+    )
     train = changed["stages"][3]
     assert train["status"] == "run" and "promotion_margin" in train["reason"]
-    upstream = json.loads(cli("plan", "--workspace", ws, "--json", *SMALL,
-                              "--set", "ingest.seed=7").stdout)
+    upstream = json.loads(
+        cli("plan", "--workspace", ws, "--json", *SMALL, "--set", "ingest.seed=7").stdout
+    )
     assert upstream["stages"][0]["status"] == "run" and "seed" in upstream["stages"][0]["reason"]
     assert upstream["stages"][1]["reason"].startswith("after ingest")
 
 
 def test_changed_option_reruns_only_downstream(cli, finished_workspace: Path) -> None:
-    result = cli("run", "--workspace", str(finished_workspace), "--json", *SMALL,
-                 "--set", "features.snapshot_every_days=5")
+    result = cli(
+        "run",
+        "--workspace",
+        str(finished_workspace),
+        "--json",
+        *SMALL,
+        "--set",
+        "features.snapshot_every_days=5",
+    )
     statuses = {s["name"]: s["status"] for s in json.loads(result.stdout)["stages"]}
     assert statuses == {"ingest": "cached", "validate": "cached", "features": "ran", "train": "ran"}
 
@@ -60,7 +75,9 @@ def test_only_and_from(cli, finished_workspace: Path) -> None:
     ws = str(finished_workspace)
     only = json.loads(cli("run", "--workspace", ws, "--json", *SMALL, "--only", "train").stdout)
     assert [s["name"] for s in only["stages"]] == ["train"]
-    forced = json.loads(cli("run", "--workspace", ws, "--json", *SMALL, "--from", "features").stdout)
+    forced = json.loads(
+        cli("run", "--workspace", ws, "--json", *SMALL, "--from", "features").stdout
+    )
     assert [s["status"] for s in forced["stages"]] == ["cached", "cached", "ran", "ran"]
     assert forced["metrics"]["pr_auc"] == only["metrics"]["pr_auc"]  # deterministic
 

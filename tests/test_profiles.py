@@ -8,15 +8,26 @@ from pathlib import Path
 import pytest
 
 from churnctl.errors import UserError
-from churnctl.profile import ProfileError, apply_overrides, diff_profiles, load_profile, shipped_names
+from churnctl.profile import (
+    ProfileError,
+    apply_overrides,
+    diff_profiles,
+    load_profile,
+    shipped_names,
+)
 
 
 def test_shipped_profiles_load_and_v1_is_complete() -> None:
     assert {"v1", "v2", "v3", "v4"} <= set(shipped_names())
     v1 = load_profile("v1")
     assert {s: b.backend for s, b in v1.stages.items()} == {
-        "ingest": "shell", "validate": "pandas", "features": "pandas", "train": "sklearn",
-        "serve": "fastapi", "deploy": "kubectl"}
+        "ingest": "shell",
+        "validate": "pandas",
+        "features": "pandas",
+        "train": "sklearn",
+        "serve": "fastapi",
+        "deploy": "kubectl",
+    }
 
 
 def test_v2_extends_v1_and_diff_names_the_switch() -> None:
@@ -30,7 +41,9 @@ def test_v2_extends_v1_and_diff_names_the_switch() -> None:
 
 def test_user_profile_extends_and_overrides_options(tmp_path: Path) -> None:
     path = tmp_path / "team.yaml"
-    path.write_text("name: team\nextends: v1\nstages:\n  train:\n    options: {promotion_margin: 0.02}\n")
+    path.write_text(
+        "name: team\nextends: v1\nstages:\n  train:\n    options: {promotion_margin: 0.02}\n"
+    )
     profile = load_profile(str(path))
     assert profile.stages["train"].options["promotion_margin"] == 0.02
     assert profile.stages["train"].options["primary_metric"] == "pr_auc"  # inherited
@@ -53,15 +66,20 @@ def test_all_problems_reported_at_once_with_file_and_key(tmp_path: Path) -> None
 
 
 def test_unknown_profile_name_lists_shipped_ones() -> None:
-    with pytest.raises(UserError, match="unknown profile 'v9'.*v1"):
+    with pytest.raises(UserError, match=r"unknown profile 'v9'.*v1"):
         load_profile("v9")
 
 
 def test_set_backend_replaces_options_then_applies_keys() -> None:
     raw = {"stages": {"ingest": {"backend": "shell", "options": {"users": 10, "days": 50}}}}
-    out = apply_overrides(raw, ["ingest.users=a.csv", "ingest.backend=files", "ingest.events=b.csv"])
-    assert out["stages"]["ingest"] == {"backend": "files", "options": {"users": "a.csv", "events": "b.csv"}}
-    with pytest.raises(UserError, match="STAGE.KEY=VALUE"):
+    out = apply_overrides(
+        raw, ["ingest.users=a.csv", "ingest.backend=files", "ingest.events=b.csv"]
+    )
+    assert out["stages"]["ingest"] == {
+        "backend": "files",
+        "options": {"users": "a.csv", "events": "b.csv"},
+    }
+    with pytest.raises(UserError, match=r"STAGE\.KEY=VALUE"):
         apply_overrides(raw, ["nodot=1"])
 
 

@@ -40,8 +40,13 @@ class PandasFeatures(Backend):
         from churnctl.domain import features as F
 
         opts: PandasFeaturesOptions = ctx.options
-        config = F.FeatureConfig(tuple(opts.windows), opts.label_horizon_days,
-                                 opts.snapshot_every_days, opts.active_within_days, opts.test_fraction)
+        config = F.FeatureConfig(
+            tuple(opts.windows),
+            opts.label_horizon_days,
+            opts.snapshot_every_days,
+            opts.active_within_days,
+            opts.test_fraction,
+        )
         users = pd.read_parquet(ctx.inputs["ingest"].file("users.parquet"))
         events = pd.read_parquet(ctx.inputs["ingest"].file("events.parquet"))
         activity = F.daily_activity(users, events)
@@ -57,11 +62,23 @@ class PandasFeatures(Backend):
         test.to_parquet(ctx.out_dir / "test.parquet", index=False)
         latest.to_parquet(ctx.out_dir / "latest.parquet", index=False)
         numeric, categorical = F.feature_columns(config)
-        (ctx.out_dir / "feature_schema.json").write_text(json.dumps(
-            {"id": "user_id", "time": "as_of", "target": F.LABEL,
-             "numeric": numeric, "categorical": categorical}, indent=2))
+        (ctx.out_dir / "feature_schema.json").write_text(
+            json.dumps(
+                {
+                    "id": "user_id",
+                    "time": "as_of",
+                    "target": F.LABEL,
+                    "numeric": numeric,
+                    "categorical": categorical,
+                },
+                indent=2,
+            )
+        )
         return StageOutput(
-            metrics={"train_rows": len(train), "test_rows": len(test),
-                     "train_churn_rate": round(float(train[F.LABEL].mean()), 4)},
+            metrics={
+                "train_rows": len(train),
+                "test_rows": len(test),
+                "train_churn_rate": round(float(train[F.LABEL].mean()), 4),
+            },
             summary={"snapshot_dates": len(days), "latest_users": len(latest)},
         )

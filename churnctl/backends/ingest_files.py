@@ -31,7 +31,10 @@ class FilesIngest(Backend):
         from churnctl.domain.tables import conform, read_raw
 
         opts: FilesIngestOptions = ctx.options
-        sources = {"users": ctx.workspace.root / opts.users, "events": ctx.workspace.root / opts.events}
+        sources = {
+            "users": ctx.workspace.root / opts.users,
+            "events": ctx.workspace.root / opts.events,
+        }
         summary: dict[str, int] = {}
         for table, path in sources.items():
             frame, notes = conform(read_raw(path), TABLES[table], path)

@@ -36,10 +36,15 @@ class PandasValidator(Backend):
         ingest = ctx.inputs["ingest"]
         users = pd.read_parquet(ingest.file("users.parquet"))
         events = pd.read_parquet(ingest.file("events.parquet"))
-        results = check_tables(users, events, max_future_days=opts.max_future_days,
-                               earliest=pd.Timestamp(opts.earliest_date))
-        failed = [r for r in results if not r.passed and
-                  (r.severity == "error" or opts.fail_on_warning)]
+        results = check_tables(
+            users,
+            events,
+            max_future_days=opts.max_future_days,
+            earliest=pd.Timestamp(opts.earliest_date),
+        )
+        failed = [
+            r for r in results if not r.passed and (r.severity == "error" or opts.fail_on_warning)
+        ]
         report = {
             "passed": not failed,
             "checks": [r.to_dict() for r in results],
@@ -55,13 +60,15 @@ class PandasValidator(Backend):
             more = f" (+{len(failed) - 1} more failing check(s))" if len(failed) > 1 else ""
             raise GateFailed(
                 f"validation failed: {source}: column {first.column}: {first.check}: "
-                f"{first.detail} [{first.failing_rows} row(s)]{more}; fix the data, report: {report_path}"
+                f"{first.detail} [{first.failing_rows} row(s)]{more}; fix the data, "
+                f"report: {report_path}"
             )
         passed = sum(r.passed for r in results)
         return StageOutput(
             metrics={"validation_checks_passed": passed, "validation_checks_total": len(results)},
-            summary={"warnings": [f"{r.table}.{r.column}: {r.detail}"
-                                  for r in results if not r.passed]},
+            summary={
+                "warnings": [f"{r.table}.{r.column}: {r.detail}" for r in results if not r.passed]
+            },
         )
 
 

@@ -27,9 +27,21 @@ def backends_command(json_out: JsonOption = False) -> None:
 
     infos = all_backends()
     if json_out:
-        print_json([{"stage": i.stage, "name": i.name, "target": i.target, "installed": i.installed,
-                     "implemented": i.implemented, "missing": i.missing, "install": i.install_hint,
-                     "description": i.description} for i in infos])
+        print_json(
+            [
+                {
+                    "stage": i.stage,
+                    "name": i.name,
+                    "target": i.target,
+                    "installed": i.installed,
+                    "implemented": i.implemented,
+                    "missing": i.missing,
+                    "install": i.install_hint,
+                    "description": i.description,
+                }
+                for i in infos
+            ]
+        )
         return
     table = Table(title="backends")
     for column in ("stage", "backend", "status", "about"):
@@ -51,7 +63,9 @@ def _binary_version(name: str) -> str:
         return ""
     for flag in ("--version", "version"):
         try:
-            done = subprocess.run([path, flag], capture_output=True, text=True, timeout=5, check=False)
+            done = subprocess.run(
+                [path, flag], capture_output=True, text=True, timeout=5, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         text = (done.stdout or done.stderr).strip().splitlines()
@@ -60,8 +74,9 @@ def _binary_version(name: str) -> str:
     return path
 
 
-def doctor_command(profile: ProfileOption = None, workspace: WorkspaceOption = ".",
-                   json_out: JsonOption = False) -> None:
+def doctor_command(
+    profile: ProfileOption = None, workspace: WorkspaceOption = ".", json_out: JsonOption = False
+) -> None:
     """Check the binaries, modules and versions the chosen profile needs.
 
     Exit code 2 when something the profile needs is missing.
@@ -79,9 +94,15 @@ def doctor_command(profile: ProfileOption = None, workspace: WorkspaceOption = "
     rows = [{"binding": "python", "backend": "", "ok": True, "detail": platform.python_version()}]
     for kind, binding in loaded.bindings().items():
         info = describe(kind, binding.backend)
-        detail = "ok" if info.installed else (
-            "planned, not in this release" if not info.implemented
-            else f"missing {', '.join(info.missing)}; {info.install_hint}")
+        detail = (
+            "ok"
+            if info.installed
+            else (
+                "planned, not in this release"
+                if not info.implemented
+                else f"missing {', '.join(info.missing)}; {info.install_hint}"
+            )
+        )
         if info.installed:
             cls = backend_class(kind, binding.backend)
             found = []
@@ -92,7 +113,9 @@ def doctor_command(profile: ProfileOption = None, workspace: WorkspaceOption = "
                     found.append(module)
             found += [f"{exe}: {_binary_version(exe)}" for exe in cls.binaries]
             detail = "; ".join(found) or "ok"
-        rows.append({"binding": kind, "backend": binding.backend, "ok": info.installed, "detail": detail})
+        rows.append(
+            {"binding": kind, "backend": binding.backend, "ok": info.installed, "detail": detail}
+        )
     healthy = all(r["ok"] for r in rows)
     if json_out:
         print_json({"profile": loaded.name, "ok": healthy, "checks": rows})
@@ -101,13 +124,19 @@ def doctor_command(profile: ProfileOption = None, workspace: WorkspaceOption = "
         for column in ("binding", "backend", "", "detail"):
             table.add_column(column)
         for r in rows:
-            table.add_row(r["binding"], r["backend"], "[green]✓[/]" if r["ok"] else "[red]✗[/]", r["detail"])
+            table.add_row(
+                r["binding"], r["backend"], "[green]✓[/]" if r["ok"] else "[red]✗[/]", r["detail"]
+            )
         console().print(table)
     if not healthy:
         raise typer.Exit(2)
 
 
-_DISTRIBUTIONS = {"sklearn": "scikit-learn", "kubernetes_validate": "kubernetes-validate", "yaml": "pyyaml"}
+_DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "kubernetes_validate": "kubernetes-validate",
+    "yaml": "pyyaml",
+}
 
 
 def _dist(module: str) -> str:

@@ -9,8 +9,9 @@ from rich.table import Table
 
 from churnctl.cli.common import JsonOption, console, print_json
 
-app = typer.Typer(help="Inspect and check profiles (which backend serves each stage).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect and check profiles (which backend serves each stage).", no_args_is_help=True
+)
 
 NameArg = Annotated[str, typer.Argument(help="Shipped profile name (v1..v4) or a YAML path.")]
 
@@ -25,8 +26,16 @@ def list_profiles(json_out: JsonOption = False) -> None:
 
     profiles = [load_profile(name) for name in shipped_names()]
     if json_out:
-        print_json([{"name": p.name, "description": p.description,
-                     "stages": {s: b.backend for s, b in p.stages.items()}} for p in profiles])
+        print_json(
+            [
+                {
+                    "name": p.name,
+                    "description": p.description,
+                    "stages": {s: b.backend for s, b in p.stages.items()},
+                }
+                for p in profiles
+            ]
+        )
         return
     table = Table(title="profiles")
     columns = ("ingest", "validate", "features", "train", "serve", "deploy")
@@ -34,7 +43,9 @@ def list_profiles(json_out: JsonOption = False) -> None:
         table.add_column(column)
     for p in profiles:
         stages = [p.stages[s].backend for s in columns]
-        table.add_row(p.name, *stages, p.orchestrator.backend, p.tracking.backend if p.tracking else "-")
+        table.add_row(
+            p.name, *stages, p.orchestrator.backend, p.tracking.backend if p.tracking else "-"
+        )
     console().print(table)
 
 
@@ -78,7 +89,11 @@ def diff(a: NameArg, b: NameArg, json_out: JsonOption = False) -> None:
         table.add_column(column)
     for row in rows:
         same = row["from"] == row["to"]
-        backend = (row["to"] or "-") if same else f"[red]{row['from'] or '-'}[/] -> [green]{row['to'] or '-'}[/]"
+        backend = (
+            (row["to"] or "-")
+            if same
+            else f"[red]{row['from'] or '-'}[/] -> [green]{row['to'] or '-'}[/]"
+        )
         options = ", ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in row["options"].items())
         needs = ""
         if row["extra"]:

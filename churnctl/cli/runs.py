@@ -13,7 +13,9 @@ app = typer.Typer(help="Past runs recorded in the workspace.", no_args_is_help=T
 
 
 @app.command("list")
-def list_runs(workspace: WorkspaceOption = ".", limit: int = 20, json_out: JsonOption = False) -> None:
+def list_runs(
+    workspace: WorkspaceOption = ".", limit: int = 20, json_out: JsonOption = False
+) -> None:
     """List recent runs, newest first.
 
     Example: churnctl runs list --limit 5
@@ -22,8 +24,12 @@ def list_runs(workspace: WorkspaceOption = ".", limit: int = 20, json_out: JsonO
 
     records = list_records(workspace_at(workspace))[:limit]
     if json_out:
-        print_json([{k: r.get(k) for k in ("run_id", "profile", "status", "seconds", "metrics")}
-                    for r in records])
+        print_json(
+            [
+                {k: r.get(k) for k in ("run_id", "profile", "status", "seconds", "metrics")}
+                for r in records
+            ]
+        )
         return
     table = Table(title="runs")
     for column in ("run", "profile", "status", "seconds", "stages", "pr_auc"):
@@ -31,14 +37,23 @@ def list_runs(workspace: WorkspaceOption = ".", limit: int = 20, json_out: JsonO
     for r in records:
         stages = " ".join(f"{s['name']}:{s['status']}" for s in r["stages"])
         pr_auc = r["metrics"].get("pr_auc")
-        table.add_row(r["run_id"], r["profile"], r["status"], f"{r.get('seconds', 0):.2f}", stages,
-                      f"{pr_auc:.4f}" if pr_auc is not None else "")
+        table.add_row(
+            r["run_id"],
+            r["profile"],
+            r["status"],
+            f"{r.get('seconds', 0):.2f}",
+            stages,
+            f"{pr_auc:.4f}" if pr_auc is not None else "",
+        )
     console().print(table)
 
 
 @app.command("show")
-def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
-         workspace: WorkspaceOption = ".", json_out: JsonOption = False) -> None:
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    workspace: WorkspaceOption = ".",
+    json_out: JsonOption = False,
+) -> None:
     """Show one run record: profile, stages, hashes, metrics, timings.
 
     Example: churnctl runs show 20261126-0712
@@ -50,13 +65,21 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is 
         print_json(record)
         return
     out = console()
-    out.print(f"run [bold]{record['run_id']}[/] · profile {record['profile']} · {record['status']} "
-              f"· {record.get('seconds', 0):.2f}s")
+    out.print(
+        f"run [bold]{record['run_id']}[/] · profile {record['profile']} · {record['status']} "
+        f"· {record.get('seconds', 0):.2f}s"
+    )
     table = Table()
     for column in ("stage", "backend", "status", "seconds", "artifact"):
         table.add_column(column)
     for s in record["stages"]:
-        table.add_row(s["name"], s["backend"], s["status"], f"{s.get('seconds', 0):.2f}", s.get("artifact", ""))
+        table.add_row(
+            s["name"],
+            s["backend"],
+            s["status"],
+            f"{s.get('seconds', 0):.2f}",
+            s.get("artifact", ""),
+        )
     out.print(table)
     for key, value in sorted(record["metrics"].items()):
         out.print(f"  {key}: {value}")

@@ -62,7 +62,9 @@ def daily_activity(users: pd.DataFrame, events: pd.DataFrame) -> Activity:
     cube = np.zeros((len(user_ids), days, len(DAILY)), dtype=np.float32)
     kinds = events["event_type"].to_numpy()
 
-    def put(position: int, weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
+    def put(
+        position: int, weights: np.ndarray | None = None, mask: np.ndarray | None = None
+    ) -> None:
         idx = flat if mask is None else flat[mask]
         w = weights if mask is None or weights is None else weights[mask]
         cube[:, :, position] = np.bincount(idx, w, minlength=size).reshape(-1, days)
@@ -86,12 +88,20 @@ def user_daily_table(activity: Activity) -> pd.DataFrame:
     return frame
 
 
-def snapshots(activity: Activity, users: pd.DataFrame, as_of_days: list[int],
-              config: FeatureConfig, with_labels: bool) -> pd.DataFrame:
+def snapshots(
+    activity: Activity,
+    users: pd.DataFrame,
+    as_of_days: list[int],
+    config: FeatureConfig,
+    with_labels: bool,
+) -> pd.DataFrame:
     """One row per (active user, as-of day) with window features, static columns and label."""
     cube = activity.cube
     cumulative = np.concatenate(
-        [np.zeros((cube.shape[0], 1, cube.shape[2]), np.float64), np.cumsum(cube, axis=1, dtype=np.float64)],
+        [
+            np.zeros((cube.shape[0], 1, cube.shape[2]), np.float64),
+            np.cumsum(cube, axis=1, dtype=np.float64),
+        ],
         axis=1,
     )  # cumulative[:, t + 1] = sum of days 0..t
     active = cube[:, :, DAILY.index("active")] > 0
@@ -102,8 +112,9 @@ def snapshots(activity: Activity, users: pd.DataFrame, as_of_days: list[int],
     parts = []
     for t in as_of_days:
         since_last = t - last_active[:, t]
-        population = (last_active[:, t] >= 0) & (since_last < config.active_within_days) & (
-            signup_day <= t)
+        population = (
+            (last_active[:, t] >= 0) & (since_last < config.active_within_days) & (signup_day <= t)
+        )
         rows = np.nonzero(population)[0]
         columns: dict[str, np.ndarray] = {}
         for window in config.windows:
@@ -114,11 +125,17 @@ def snapshots(activity: Activity, users: pd.DataFrame, as_of_days: list[int],
             attempts = sums[:, DAILY.index("quiz_attempt")]
             quiz_sum = sums[:, DAILY.index("quiz_score_sum")]
             columns[f"quiz_avg_score_{window}d"] = np.divide(
-                quiz_sum, attempts, out=np.zeros_like(quiz_sum), where=attempts > 0)
-        paid = columns["payment_success_30d"] + columns["payment_failed_30d"] if 30 in config.windows else None
+                quiz_sum, attempts, out=np.zeros_like(quiz_sum), where=attempts > 0
+            )
+        paid = (
+            columns["payment_success_30d"] + columns["payment_failed_30d"]
+            if 30 in config.windows
+            else None
+        )
         if paid is not None:
             columns["payment_fail_rate_30d"] = np.divide(
-                columns["payment_failed_30d"], paid, out=np.zeros_like(paid), where=paid > 0)
+                columns["payment_failed_30d"], paid, out=np.zeros_like(paid), where=paid > 0
+            )
         columns["days_since_last_activity"] = since_last[rows].astype(np.float64)
         columns["days_since_signup"] = (t - signup_day[rows]).astype(np.float64)
         part = pd.DataFrame(columns)
@@ -128,7 +145,10 @@ def snapshots(activity: Activity, users: pd.DataFrame, as_of_days: list[int],
             part[name] = users[name].to_numpy()[rows]
         if with_labels:
             horizon = config.label_horizon_days
-            future = cumulative[rows, t + 1 + horizon, DAILY.index("active")] - cumulative[rows, t + 1, DAILY.index("active")]
+            future = (
+                cumulative[rows, t + 1 + horizon, DAILY.index("active")]
+                - cumulative[rows, t + 1, DAILY.index("active")]
+            )
             part[LABEL] = (future == 0).astype(np.int8)
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
@@ -138,7 +158,9 @@ def snapshots(activity: Activity, users: pd.DataFrame, as_of_days: list[int],
 
 def feature_columns(config: FeatureConfig) -> tuple[list[str], list[str]]:
     """(numeric, categorical) model feature names, in model order."""
-    numeric = [f"{name}_{w}d" for w in config.windows for name in (*WINDOW_METRICS, "quiz_avg_score")]
+    numeric = [
+        f"{name}_{w}d" for w in config.windows for name in (*WINDOW_METRICS, "quiz_avg_score")
+    ]
     if 30 in config.windows:
         numeric.append("payment_fail_rate_30d")
     numeric += ["days_since_last_activity", "days_since_signup", *STATIC_NUMERIC]
@@ -151,7 +173,8 @@ def training_days(activity: Activity, config: FeatureConfig) -> list[int]:
     if last < first:
         raise ValueError(
             f"{activity.days} days of events are too few: need at least "
-            f"{max(config.windows) + config.label_horizon_days} for the windows plus the label horizon"
+            f"{max(config.windows) + config.label_horizon_days} for the windows plus the "
+            "label horizon"
         )
     return list(range(last, first - 1, -config.snapshot_every_days))[::-1]
 
@@ -161,4 +184,6 @@ def time_split(frame: pd.DataFrame, test_fraction: float) -> tuple[pd.DataFrame,
     dates = np.sort(frame["as_of"].unique())
     n_test = max(1, round(len(dates) * test_fraction))
     cutoff = dates[-n_test]
-    return frame[frame["as_of"] < cutoff].reset_index(drop=True), frame[frame["as_of"] >= cutoff].reset_index(drop=True)
+    return frame[frame["as_of"] < cutoff].reset_index(drop=True), frame[
+        frame["as_of"] >= cutoff
+    ].reset_index(drop=True)

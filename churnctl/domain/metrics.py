@@ -11,7 +11,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
     if len(np.unique(y_true)) < 2:
-        raise ValueError("the test set has only one class; widen the data window or the test fraction")
+        raise ValueError(
+            "the test set has only one class; widen the data window or the test fraction"
+        )
     return {
         "pr_auc": round(float(average_precision_score(y_true, proba)), 6),
         "roc_auc": round(float(roc_auc_score(y_true, proba)), 6),
@@ -20,9 +22,10 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     }
 
 
-def better(candidate: dict[str, float], incumbent: dict[str, float], metric: str,
-           margin: float) -> bool:
-    """Whether the candidate beats the incumbent by at least `margin` (lower is better for brier)."""
+def better(
+    candidate: dict[str, float], incumbent: dict[str, float], metric: str, margin: float
+) -> bool:
+    """Whether the candidate beats the incumbent by at least `margin` (brier: lower is better)."""
     if metric == "brier":
         return candidate[metric] <= incumbent[metric] - margin
     return candidate[metric] >= incumbent[metric] + margin

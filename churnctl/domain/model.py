@@ -72,7 +72,7 @@ class ChurnModel:
     def load(path: Path) -> ChurnModel:
         # Only files this workspace's registry wrote are loaded; never point it at foreign pickles.
         with path.open("rb") as handle:
-            model = pickle.load(handle)  # noqa: S301
+            model = pickle.load(handle)
         if not isinstance(model, ChurnModel):
             raise TypeError(f"{path} does not hold a churnctl model")
         return model

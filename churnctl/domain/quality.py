@@ -33,28 +33,56 @@ def _column_checks(frame: pd.DataFrame, table: str, column: Column) -> list[Chec
     results = []
     if column.required:
         nulls = int(series.isna().sum())
-        results.append(CheckResult("not_null", table, column.name, nulls == 0, nulls,
-                                   "blank values in a required column" if nulls else ""))
+        results.append(
+            CheckResult(
+                "not_null",
+                table,
+                column.name,
+                nulls == 0,
+                nulls,
+                "blank values in a required column" if nulls else "",
+            )
+        )
     if column.allowed:
         bad = series.notna() & ~series.isin(column.allowed)
         examples = sorted(map(str, series[bad].unique()[:3]))
-        results.append(CheckResult("allowed_values", table, column.name, not bad.any(),
-                                   int(bad.sum()),
-                                   f"unexpected {', '.join(examples)}; allowed: "
-                                   f"{', '.join(column.allowed)}" if bad.any() else ""))
+        results.append(
+            CheckResult(
+                "allowed_values",
+                table,
+                column.name,
+                not bad.any(),
+                int(bad.sum()),
+                f"unexpected {', '.join(examples)}; allowed: {', '.join(column.allowed)}"
+                if bad.any()
+                else "",
+            )
+        )
     if column.minimum is not None or column.maximum is not None:
         low = -np.inf if column.minimum is None else column.minimum
         high = np.inf if column.maximum is None else column.maximum
         values = pd.to_numeric(series, errors="coerce")
         bad = values.notna() & ((values < low) | (values > high))
-        results.append(CheckResult("range", table, column.name, not bad.any(), int(bad.sum()),
-                                   f"values outside [{low}, {high}], e.g. {values[bad].iloc[0]}"
-                                   if bad.any() else ""))
+        results.append(
+            CheckResult(
+                "range",
+                table,
+                column.name,
+                not bad.any(),
+                int(bad.sum()),
+                f"values outside [{low}, {high}], e.g. {values[bad].iloc[0]}" if bad.any() else "",
+            )
+        )
     return results
 
 
-def check_tables(users: pd.DataFrame, events: pd.DataFrame, *, max_future_days: int = 1,
-                 earliest: pd.Timestamp | None = None) -> list[CheckResult]:
+def check_tables(
+    users: pd.DataFrame,
+    events: pd.DataFrame,
+    *,
+    max_future_days: int = 1,
+    earliest: pd.Timestamp | None = None,
+) -> list[CheckResult]:
     results: list[CheckResult] = []
     frames = {"users": users, "events": events}
     for table, frame in frames.items():
@@ -62,37 +90,84 @@ def check_tables(users: pd.DataFrame, events: pd.DataFrame, *, max_future_days: 
             results.extend(_column_checks(frame, table, column))
         key = PRIMARY_KEYS[table]
         dupes = int(frame[key].duplicated().sum())
-        results.append(CheckResult("unique", table, key, dupes == 0, dupes,
-                                   f"{dupes} duplicate id(s), e.g. "
-                                   f"{frame.loc[frame[key].duplicated(), key].iloc[0]}"
-                                   if dupes else ""))
+        results.append(
+            CheckResult(
+                "unique",
+                table,
+                key,
+                dupes == 0,
+                dupes,
+                f"{dupes} duplicate id(s), e.g. {frame.loc[frame[key].duplicated(), key].iloc[0]}"
+                if dupes
+                else "",
+            )
+        )
     mismatch = (users["plan"] == "paid").astype(int) != users["is_paid"].astype(int)
-    results.append(CheckResult("consistent", "users", "is_paid", not mismatch.any(),
-                               int(mismatch.sum()),
-                               "is_paid disagrees with plan" if mismatch.any() else ""))
+    results.append(
+        CheckResult(
+            "consistent",
+            "users",
+            "is_paid",
+            not mismatch.any(),
+            int(mismatch.sum()),
+            "is_paid disagrees with plan" if mismatch.any() else "",
+        )
+    )
     unknown = ~events["user_id"].isin(users["user_id"])
-    results.append(CheckResult("known_user", "events", "user_id", not unknown.any(),
-                               int(unknown.sum()),
-                               f"events of unknown users, e.g. user_id "
-                               f"{events.loc[unknown, 'user_id'].iloc[0]}" if unknown.any() else ""))
+    results.append(
+        CheckResult(
+            "known_user",
+            "events",
+            "user_id",
+            not unknown.any(),
+            int(unknown.sum()),
+            f"events of unknown users, e.g. user_id {events.loc[unknown, 'user_id'].iloc[0]}"
+            if unknown.any()
+            else "",
+        )
+    )
     latest_ok = pd.Timestamp.now() + pd.Timedelta(days=max_future_days)
     earliest = earliest if earliest is not None else pd.Timestamp("2000-01-01")
     for table, column in (("users", "signup_date"), ("events", "event_time")):
         values = frames[table][column]
         bad = (values > latest_ok) | (values < earliest)
-        results.append(CheckResult("date_range", table, column, not bad.any(), int(bad.sum()),
-                                   f"dates outside {earliest.date()}..{latest_ok.date()}, e.g. "
-                                   f"{values[bad].iloc[0]}" if bad.any() else ""))
-    signup = events["user_id"].map(users.drop_duplicates("user_id").set_index("user_id")["signup_date"])
+        results.append(
+            CheckResult(
+                "date_range",
+                table,
+                column,
+                not bad.any(),
+                int(bad.sum()),
+                f"dates outside {earliest.date()}..{latest_ok.date()}, e.g. {values[bad].iloc[0]}"
+                if bad.any()
+                else "",
+            )
+        )
+    signup = events["user_id"].map(
+        users.drop_duplicates("user_id").set_index("user_id")["signup_date"]
+    )
     early = events["event_time"].dt.normalize() < signup
-    results.append(CheckResult("after_signup", "events", "event_time", not early.any(),
-                               int(early.sum()), "events before the user's signup_date"
-                               if early.any() else "", severity="warning"))
+    results.append(
+        CheckResult(
+            "after_signup",
+            "events",
+            "event_time",
+            not early.any(),
+            int(early.sum()),
+            "events before the user's signup_date" if early.any() else "",
+            severity="warning",
+        )
+    )
     return results
 
 
-def single_feature_auc(frame: pd.DataFrame, label: pd.Series, columns: list[str]) -> dict[str, float]:
-    """ROC AUC of each column alone (direction-free: max(auc, 1 - auc)); categoricals by target rate."""
+def single_feature_auc(
+    frame: pd.DataFrame, label: pd.Series, columns: list[str]
+) -> dict[str, float]:
+    """ROC AUC of each column alone, direction-free (max(auc, 1 - auc)).
+
+    Categoricals are scored by their target rate.
+    """
     from sklearn.metrics import roc_auc_score
 
     y = label.to_numpy()
