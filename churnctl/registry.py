@@ -11,8 +11,8 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
+from pathlib import Path
 
 from churnctl.errors import BackendUnavailable
 from churnctl.stages import Backend
@@ -22,10 +22,7 @@ GROUP = "churnctl.backends"
 # Backends the shipped v2..v4 profiles name that this release does not implement yet, with the
 # extra that will install them. `plan` reports these instead of failing on an unknown name.
 PLANNED: dict[str, str] = {
-    "orchestrator.dvc": "dvc",
     "orchestrator.kubeflow": "kubeflow",
-    "tracking.mlflow": "mlflow",
-    "monitoring.prometheus": "serve",
     "validate.gx": "gx",
     "validate.gx-spark": "gx",
     "features.feast": "feast",
@@ -114,7 +111,7 @@ def find_binary(name: str) -> str | None:
 
 def missing_requirements(cls: type[Backend]) -> list[str]:
     """Modules and binaries the backend needs that this machine lacks (nothing is imported)."""
-    missing = [f"python module {mod}" for mod in cls.modules if importlib.util.find_spec(mod) is None]
+    missing = [f"python module {m}" for m in cls.modules if importlib.util.find_spec(m) is None]
     missing += [f"executable {exe}" for exe in cls.binaries if find_binary(exe) is None]
     return missing
 

@@ -21,8 +21,16 @@ from churnctl.atomic import atomic_dir, write_json, write_text
 from churnctl.errors import UserError
 from churnctl.hashing import file_sha256, sources_sha256, value_sha256
 from churnctl.profile import Profile
-from churnctl.registry import backend_class, missing_requirements
-from churnctl.stages import MANIFEST, PIPELINE_STAGES, STAGE_INPUTS, ArtifactRef, Backend, StageContext
+from churnctl.registry import backend_class, missing_requirements, require_available
+from churnctl.stages import (
+    MANIFEST,
+    PIPELINE_STAGES,
+    STAGE_INPUTS,
+    ArtifactRef,
+    Backend,
+    Orchestrator,
+    StageContext,
+)
 from churnctl.workspace import Workspace
 
 LATEST = "LATEST"  # per stage: the key of its newest artifact, to explain what changed since
@@ -112,7 +120,8 @@ class Runner:
     def selected(self, only: list[str], start: str | None) -> list[str]:
         for name in [*only, *([start] if start else [])]:
             if name not in PIPELINE_STAGES:
-                raise UserError(f"unknown stage {name!r}; pipeline stages: {', '.join(PIPELINE_STAGES)}")
+                raise UserError(f"unknown stage {name!r}; pipeline stages: "
+                                f"{', '.join(PIPELINE_STAGES)}")
         return [s for s in PIPELINE_STAGES if not only or s in only]
 
     def _resolve(self, stage: str) -> tuple[type[Backend] | None, Any, str]:
@@ -163,7 +172,8 @@ class Runner:
                 step.status, step.reason = "cached", "unchanged since last run"
                 upstream[stage] = existing
             else:
-                step.reason = "forced" if existing else _explain(stage, self.workspace, step.components)
+                step.reason = ("forced" if existing
+                               else _explain(stage, self.workspace, step.components))
                 pending.add(stage)
         for step in plans:
             missing_inputs = [s for s in STAGE_INPUTS[step.stage]
@@ -182,6 +192,11 @@ class Runner:
         blocked = [p for p in plans if p.status == "unavailable"]
         if blocked:
             raise UserError("; ".join(f"{p.stage} ({p.backend}): {p.reason}" for p in blocked))
+        orchestrator = self._orchestrator()
+        if self.profile.tracking is not None:
+            from churnctl.tracking import tracker_for
+
+            tracker_for(self.profile.tracking)  # a missing extra is reported before any work
         started = datetime.now(UTC)
         record: dict[str, Any] = {
             "run_id": started.strftime("%Y%m%d-%H%M%S-") + value_sha256(time.time_ns())[:6],
@@ -195,27 +210,89 @@ class Runner:
             "parameters": {p.stage: p.options.model_dump(mode="json") for p in plans if p.options},
         }
         outputs: dict[str, ArtifactRef] = {}
+        interrupted = False
         try:
-            for step in plans:
-                if step.status == "skip":
-                    ref = _latest_committed(self.workspace, step.stage)
-                    if ref is not None:
-                        outputs[step.stage] = ref
-                    continue
-                row = self._run_stage(step, outputs, force, start, progress)
-                record["stages"].append(row)
-                record["metrics"].update(row.get("metrics", {}))
+            if orchestrator is not None:
+                backend, options = orchestrator
+                record["orchestrator"] = backend.name
+                backend.execute(self, options, plans, record, outputs, only=list(only),
+                                start=start, force=force, progress=progress)
+            else:
+                for step in plans:
+                    if step.status == "skip":
+                        ref = _latest_committed(self.workspace, step.stage)
+                        if ref is not None:
+                            outputs[step.stage] = ref
+                        continue
+                    row = self._run_stage(step, outputs, force, start, progress)
+                    record["stages"].append(row)
+                    record["metrics"].update(row.get("metrics", {}))
             record["status"] = "succeeded"
         except BaseException as exc:
             record["status"] = "failed"
             record["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            interrupted = not isinstance(exc, Exception)  # Ctrl-C: stop, do not start logging
             raise
         finally:
             finished = datetime.now(UTC)
             record["finished_at"] = finished.isoformat(timespec="seconds")
             record["seconds"] = round((finished - started).total_seconds(), 3)
-            write_json(self.workspace.runs / f"{record['run_id']}.json", record)
+            try:
+                if not interrupted:
+                    self._track(record)
+            finally:
+                write_json(self.workspace.runs / f"{record['run_id']}.json", record)
         return record
+
+    def _orchestrator(self) -> tuple[Orchestrator, Any] | None:
+        """The profile's orchestrator when it is an outside tool; None runs stages in-process."""
+        binding = self.profile.orchestrator
+        if binding.backend == "local":
+            return None
+        cls = backend_class("orchestrator", binding.backend)
+        if not issubclass(cls, Orchestrator):
+            return None  # a plain backend describes the in-process runner
+        require_available(cls)
+        return cls(), cls.Options.model_validate(binding.options)
+
+    def _track(self, record: dict[str, Any]) -> None:
+        """Hand the finished run to the profile's tracker; its failures never fail the run."""
+        if self.profile.tracking is None:
+            return
+        from churnctl.tracking import track_run
+
+        record["tracking"] = track_run(self.profile.tracking, self.workspace, record, self.log)
+
+    def run_one(self, stage: str, inputs: dict[str, ArtifactRef], force: bool = False,
+                progress: Any = None) -> dict[str, Any]:
+        """Run (or reuse) one stage on explicit input artifacts; its row for the run record.
+
+        Used where an outside orchestrator (DVC, Kubeflow) schedules single stages and hands
+        over the upstream artifacts itself.
+        """
+        cls, options, problem = self._resolve(stage)
+        if cls is None:
+            raise UserError(f"{stage} ({self.profile.stages[stage].backend}): {problem}")
+        missing = [s for s in STAGE_INPUTS[stage] if s not in inputs]
+        if missing:
+            raise UserError(f"{stage} needs the output of {', '.join(missing)}; run it first")
+        self.workspace.ensure()
+        step = StagePlan(stage, self.profile.stages[stage].backend, "run", "", cls=cls,
+                         options=options)
+        return self._run_stage(step, dict(inputs), force, None, progress)
+
+    def adopt(self, stage: str, artifact: ArtifactRef, inputs: dict[str, ArtifactRef],
+              progress: Any = None) -> dict[str, Any]:
+        """The row of a stage an orchestrator found up to date: publish it, do no stage work."""
+        cls, options, problem = self._resolve(stage)
+        if cls is None:
+            raise UserError(f"{stage} ({self.profile.stages[stage].backend}): {problem}")
+        step = StagePlan(stage, self.profile.stages[stage].backend, "cached", "", cls=cls,
+                         options=options)
+        row: dict[str, Any] = {"name": stage, "backend": step.backend, "key": artifact.key,
+                               "inputs": {s: ref.content_hash for s, ref in sorted(inputs.items())},
+                               "external": {}, "status": "cached"}
+        return self._finish_stage(step, artifact, inputs, row, time.perf_counter(), progress)
 
     def _run_stage(self, step: StagePlan, outputs: dict[str, ArtifactRef], force: bool,
                    start: str | None, progress: Any) -> dict[str, Any]:
@@ -224,7 +301,8 @@ class Runner:
         inputs = {s: outputs[s] for s in STAGE_INPUTS[stage] if s in outputs}
         components = _components(cls, step.options, inputs, self.workspace)
         key = value_sha256(components)
-        forced = force or (start is not None and PIPELINE_STAGES.index(stage) >= PIPELINE_STAGES.index(start))
+        forced = force or (start is not None
+                           and PIPELINE_STAGES.index(stage) >= PIPELINE_STAGES.index(start))
         artifact = None if forced else _committed(self.workspace, stage, key)
         row: dict[str, Any] = {"name": stage, "backend": step.backend, "key": key,
                                "inputs": components["inputs"], "external": components["external"]}
@@ -255,18 +333,28 @@ class Runner:
         else:
             row["status"] = "cached"
         write_text(self.workspace.artifacts / stage / LATEST, key + "\n")
+        outputs[stage] = artifact
+        return self._finish_stage(step, artifact, inputs, row, began, progress)
+
+    def _finish_stage(self, step: StagePlan, artifact: ArtifactRef,
+                      inputs: dict[str, ArtifactRef], row: dict[str, Any], began: float,
+                      progress: Any) -> dict[str, Any]:
+        """Publish a committed artifact and complete its row (metrics, summary, paths)."""
+        assert step.cls is not None
         manifest = json.loads((artifact.path / MANIFEST).read_text())
-        ctx = StageContext(stage, step.options, inputs, artifact.path, self.workspace, self.log)
-        published = backend.publish(ctx, artifact)
+        ctx = StageContext(step.stage, step.options, inputs, artifact.path, self.workspace,
+                           self.log)
+        published = step.cls().publish(ctx, artifact)
+        path = artifact.path.resolve()
+        root = self.workspace.root.resolve()
         row.update(
             seconds=round(time.perf_counter() - began, 3),
-            artifact=str(artifact.path.relative_to(self.workspace.root)),
+            artifact=str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
             outputs=artifact.files,
             metrics=manifest.get("metrics", {}),
             summary={**manifest.get("summary", {}), **published},
         )
-        outputs[stage] = artifact
         if progress is not None:
-            progress(stage, step.backend, row["status"], row["seconds"])
+            progress(step.stage, step.backend, row["status"], row["seconds"])
         return row
 

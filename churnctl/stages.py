@@ -113,3 +113,45 @@ class Backend:
         completes it on the next run instead of losing it.
         """
         return {}
+
+
+class Orchestrator(Backend):
+    """Runs the pipeline stages through an outside tool (DVC, ...) instead of in-process.
+
+    `execute` fills the run record's stage rows and `outputs` (stage -> committed artifact)
+    the way the in-process loop of the runner does; the runner keeps the record's frame
+    (id, timing, status, tracking) so every orchestrator produces the same record shape.
+    """
+
+    stage = "orchestrator"
+
+    def execute(self, runner: Any, options: Any, plans: list[Any], record: dict[str, Any],
+                outputs: dict[str, ArtifactRef], *, only: list[str], start: str | None,
+                force: bool, progress: Any) -> None:
+        raise NotImplementedError
+
+
+class Tracker(Backend):
+    """Logs a finished run to an experiment tracker: start, one call per stage, finish.
+
+    The runner calls it after the stages ran (also for a failed run), so a tracker never
+    slows or breaks the pipeline itself; `finish` returns what to keep in the run record.
+    """
+
+    stage = "tracking"
+
+    def store(self, options: Any, workspace: Workspace) -> str:
+        """Where runs go (a URI), resolved without importing the tracker's library."""
+        return ""
+
+    def start(self, options: Any, workspace: Workspace, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def stage_done(self, row: dict[str, Any], artifact: ArtifactRef | None) -> None:
+        raise NotImplementedError
+
+    def finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Best effort after a failure part-way (close the tracker's run as failed)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from churnctl.cli.common import (
@@ -52,7 +53,7 @@ def backends_command(json_out: JsonOption = False) -> None:
         elif i.installed:
             status = "[green]installed[/]"
         else:
-            status = f"[yellow]missing {', '.join(i.missing)}[/] → {i.install_hint}"
+            status = f"[yellow]missing {escape(', '.join(i.missing))}[/] → {escape(i.install_hint)}"
         table.add_row(i.stage, i.name, status, i.description)
     console().print(table)
 
@@ -125,7 +126,8 @@ def doctor_command(
             table.add_column(column)
         for r in rows:
             table.add_row(
-                r["binding"], r["backend"], "[green]✓[/]" if r["ok"] else "[red]✗[/]", r["detail"]
+                r["binding"], r["backend"], "[green]✓[/]" if r["ok"] else "[red]✗[/]",
+                escape(r["detail"]),
             )
         console().print(table)
     if not healthy:

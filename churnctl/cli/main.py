@@ -9,7 +9,21 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from churnctl import __version__
-from churnctl.cli import backends, data, profile, run, runs
+from churnctl.cli import (
+    backends,
+    data,
+    deploy,
+    dvc,
+    monitor,
+    pipeline,
+    profile,
+    report,
+    run,
+    runs,
+    serve,
+    stage,
+    tracking,
+)
 from churnctl.cli.common import debug_enabled, err_console
 from churnctl.errors import ChurnctlError
 
@@ -60,27 +74,11 @@ def _root(
     """churnctl: one CLI for a churn ML system, profile-driven."""
 
 
-run.register(app)
+for module in (run, backends, serve, report, deploy, monitor, stage, pipeline, tracking, dvc):
+    module.register(app)
 app.add_typer(profile.app, name="profile")
-backends.register(app)
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
-
-
-def _register_optional() -> None:
-    # Command modules that other parts of the tree add; each is light at import time.
-    import importlib
-
-    for module in ("churnctl.cli.serve", "churnctl.cli.deploy", "churnctl.cli.monitor",
-                   "churnctl.cli.report"):
-        try:
-            importlib.import_module(module).register(app)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-_register_optional()
 
 
 def main() -> None:

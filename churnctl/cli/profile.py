@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from churnctl.cli.common import JsonOption, console, print_json
@@ -100,7 +101,7 @@ def diff(a: NameArg, b: NameArg, json_out: JsonOption = False) -> None:
             needs = f"pip install 'churnctl[{row['extra']}]'"
             if not row["available"]:
                 needs += " (not available here)"
-        table.add_row(row["binding"], backend, options or "", needs)
+        table.add_row(row["binding"], backend, escape(options), escape(needs))
     console().print(table)
 
 

@@ -1,0 +1,1 @@
+"""Compilers of churnctl's pipeline for other orchestrators (Kubeflow Pipelines)."""

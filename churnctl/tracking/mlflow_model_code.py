@@ -1,0 +1,12 @@
+"""The model code MLflow stores with each churn model ("models from code", MLflow 3).
+
+MLflow copies this file into the logged model and runs it on load; it is never imported by
+churnctl itself. Logging code instead of a pickled Python object keeps the model loadable
+across versions of the wrapper class; the trained estimator is the model's `model.pkl`.
+"""
+
+import mlflow
+
+from churnctl.tracking.mlflow_model import ChurnPyfunc
+
+mlflow.models.set_model(ChurnPyfunc())
