@@ -205,3 +205,28 @@ def test_v1_and_v2_give_same_features_and_metrics(small_run, v2_run) -> None:
     assert v2_rows["train"]["key"] == v1_rows["train"]["key"]
     assert v2["metrics"] == v1["metrics"]
     assert v2["parameters"] == v1["parameters"]
+
+
+def test_serving_follows_the_mlflow_champion_alias(v2_copy: Path) -> None:
+    from fastapi.testclient import TestClient
+    from mlflow import MlflowClient
+
+    from churnctl.backends.serve_fastapi import ServeOptions
+    from churnctl.serving.app import create_app
+
+    rejected = _record(_invoke(v2_copy, "run", *V2, "--json",
+                               "--set", "train.algorithms=[logistic_regression]"))
+    uri = rejected["tracking"]["store"]
+    aliases = rejected["tracking"]["aliases"]
+    options = ServeOptions(model_source="mlflow", mlflow_tracking_uri=uri,
+                           reload_interval_seconds=0)
+    app = create_app(Workspace(v2_copy), options)
+    holder = app.state.holder
+    with TestClient(app) as client:
+        holder.refresh()
+        assert client.get("/model").json()["version"] == aliases["champion"]
+        MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
+            "churn", "champion", str(aliases["challenger"]))
+        assert holder.refresh() is True
+        assert client.get("/model").json()["version"] == aliases["challenger"]
+        assert client.get("/ready").status_code == 200

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -29,6 +29,13 @@ class ServeOptions(StrictOptions):
     reload_interval_seconds: float = Field(
         2.0, ge=0, description="Seconds between checks for a new production model (0: never).")
     top_k: int = Field(100, ge=1, description="Highest-risk customers listed by batch scoring.")
+    model_source: Literal["registry", "mlflow"] = Field(
+        "registry", description="The local registry's production model, or the MLflow model "
+        "version holding `mlflow_alias` (v2).")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="Default: the profile's tracking URI (MLFLOW_TRACKING_URI wins).")
+    mlflow_model_name: str = "churn"
+    mlflow_alias: str = "champion"
 
 
 class FastapiServe(Backend):

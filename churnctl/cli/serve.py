@@ -65,7 +65,8 @@ def _serve_backend(profile: str | None, workspace: Workspace, given: dict[str, A
     from churnctl.settings import resolve_profile_name
 
     name = resolve_profile_name(profile, workspace)
-    binding = load_profile(name).stages.get("serve")
+    loaded = load_profile(name)
+    binding = loaded.stages.get("serve")
     if binding is None:
         raise UserError(f"profile {name!r} has no serve stage; add `stages.serve` to it")
     cls = backend_class("serve", binding.backend)
@@ -78,7 +79,22 @@ def _serve_backend(profile: str | None, workspace: Workspace, given: dict[str, A
         problems = [f"serve option {'.'.join(map(str, err['loc']))}: "
                     f"{str(err['msg']).removeprefix('Value error, ')}" for err in exc.errors()]
         raise UserError("\n".join(problems)) from None
+    if getattr(options, "model_source", "registry") == "mlflow":
+        options.mlflow_tracking_uri = _mlflow_uri(options.mlflow_tracking_uri, loaded, workspace)
     return cls(), options
+
+
+def _mlflow_uri(given: str | None, profile: Any, workspace: Workspace) -> str:
+    """The serve option, else the profile's MLflow tracking URI; MLFLOW_TRACKING_URI wins."""
+    from churnctl.tracking.mlflow_tracker import resolve_tracking_uri
+
+    tracking = profile.tracking
+    uri = given or (tracking.options.get("tracking_uri") if tracking and
+                    tracking.backend == "mlflow" else None)
+    if not uri:
+        raise UserError("serve option model_source=mlflow needs mlflow_tracking_uri or a profile "
+                        "with `tracking: {backend: mlflow}`")
+    return resolve_tracking_uri(uri, workspace)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -121,15 +137,19 @@ def serve_command(
                                                     "workers": workers})
     require_available(type(backend))
     _check_port(options.host, options.port)
-    from churnctl.domain.model_registry import ModelRegistry
+    from churnctl.serving.sources import model_registry_for
 
-    production = ModelRegistry(ws.registry).production()
+    registry = model_registry_for(ws, options)
+    try:
+        production = registry.production()
+    except OSError as exc:
+        raise UserError(f"cannot read the model registry: {exc}") from None
     err = err_console()
     if production is None:
         err.print("[yellow]no production model yet:[/] /ready answers 503 until `churnctl run` "
                   "promotes one; the server picks it up without a restart")
     else:
-        err.print(f"model v{production.version} ({production.algorithm}) from {ws.registry}")
+        err.print(f"model v{production.version} ({production.algorithm}) from {registry.root}")
     err.print(f"serving on http://{options.host}:{options.port} (workers: {options.workers}); "
               "docs at /docs, metrics at /metrics; Ctrl-C stops")
     backend.serve(ws, options)

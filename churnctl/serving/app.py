@@ -36,6 +36,7 @@ from churnctl.serving.schema import (
     clean_errors,
     error_message,
 )
+from churnctl.serving.sources import model_registry_for
 from churnctl.workspace import Workspace
 
 JSON = "application/json"
@@ -240,7 +241,8 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
     opts = options if isinstance(options, ServeOptions) else ServeOptions.model_validate(
         dict(options or {}))
     metrics = ServingMetrics(workspace)
-    holder = ModelHolder(workspace, opts.max_batch, on_error=lambda _: metrics.reload_failed())
+    holder = ModelHolder(workspace, opts.max_batch, on_error=lambda _: metrics.reload_failed(),
+                         registry=model_registry_for(workspace, opts))
     api = _Api(holder, metrics, opts)
 
     @asynccontextmanager

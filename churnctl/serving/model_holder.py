@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry, ModelVersion
@@ -71,9 +72,11 @@ class ModelHolder:
         max_batch: int,
         on_swap: Callable[[Snapshot], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        registry: Any = None,
     ) -> None:
         self.workspace = workspace
-        self.registry = ModelRegistry(workspace.registry)
+        # The local registry, or anything with its interface (serving/sources.py).
+        self.registry = registry if registry is not None else ModelRegistry(workspace.registry)
         self.max_batch = max_batch
         self.on_swap = on_swap
         self.on_error = on_error

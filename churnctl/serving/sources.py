@@ -1,0 +1,66 @@
+"""Where the API finds its production model: the local registry (v1) or MLflow's alias (v2).
+
+Both are seen through the local registry's interface (`production()`, `model_path()`,
+`index_path`, `root`), so the hot-reloading holder is the same for either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from churnctl.domain.model_registry import ModelRegistry, ModelVersion
+from churnctl.errors import UserError
+from churnctl.workspace import Workspace
+
+
+class MlflowAliasRegistry:
+    """The version of a registered MLflow model that holds an alias (`champion`).
+
+    It has no index file to watch, so the holder asks MLflow on every poll: one registry
+    call; a version's files are downloaded once, when the alias first points at it.
+    """
+
+    def __init__(self, workspace: Workspace, tracking_uri: str, name: str, alias: str) -> None:
+        self.tracking_uri, self.name, self.alias = tracking_uri, name, alias
+        self.root = f"{tracking_uri} (models:/{name}@{alias})"
+        self.index_path = workspace.state / "mlflow-alias-has-no-index-file"
+        self.cache_dir = workspace.state / "mlflow-models"
+        self._versions: dict[int, tuple[ModelVersion, Path]] = {}
+
+    def production(self) -> ModelVersion | None:
+        from churnctl.tracking.mlflow_registry import champion_version
+
+        try:
+            version, path = champion_version(self.tracking_uri, self.name, self.alias,
+                                             cache_dir=self.cache_dir)
+        except UserError:
+            return None  # no version holds the alias yet: not ready, as with an empty registry
+        except Exception as exc:  # mlflow raises its own types for an unreachable server
+            raise OSError(f"MLflow at {self.tracking_uri}: {exc}") from exc
+        if version not in self._versions:
+            self._versions[version] = (self._describe(version, path), path)
+        return self._versions[version][0]
+
+    def model_path(self, version: int) -> Path:
+        return self._versions[version][1]
+
+    @staticmethod
+    def _describe(version: int, path: Path) -> ModelVersion:
+        from churnctl.domain.model import ChurnModel
+
+        model = ChurnModel.load(path)
+        return ModelVersion(version=version, artifact="", algorithm=model.algorithm,
+                            metrics=dict(model.metrics), created_at="", status="production",
+                            decision="holds the MLflow alias", feature_schema=model.schema)
+
+
+def model_registry_for(workspace: Workspace, options: Any) -> ModelRegistry | MlflowAliasRegistry:
+    """The registry the serve options name."""
+    if options.model_source == "registry":
+        return ModelRegistry(workspace.registry)
+    if not options.mlflow_tracking_uri:
+        raise UserError("serve option model_source=mlflow needs mlflow_tracking_uri (or a "
+                        "profile with `tracking: {backend: mlflow}`)")
+    return MlflowAliasRegistry(workspace, options.mlflow_tracking_uri, options.mlflow_model_name,
+                               options.mlflow_alias)
