@@ -7,19 +7,14 @@ is reported at once, each as one line naming the file and the key.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from churnctl.errors import UserError
+from churnctl.profile_files import find_profile, resolve_raw
 from churnctl.stages import ALL_STAGES
-
-SHIPPED_DIRS = (
-    Path(__file__).parent / "profiles",  # inside an installed wheel
-    Path(__file__).parent.parent / "profiles",  # a source checkout
-)
 
 
 class ProfileError(UserError):
@@ -56,91 +51,6 @@ class Profile(BaseModel):
         return out
 
 
-def shipped_names() -> list[str]:
-    names: set[str] = set()
-    for folder in SHIPPED_DIRS:
-        if folder.is_dir():
-            names.update(path.stem for path in folder.glob("*.yaml"))
-    return sorted(names)
-
-
-def find_profile(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise UserError(
-                f"profile file {name_or_path} not found; give a shipped name "
-                f"({', '.join(shipped_names())}) or an existing YAML path"
-            )
-        return path
-    for folder in SHIPPED_DIRS:
-        candidate = folder / f"{name_or_path}.yaml"
-        if candidate.is_file():
-            return candidate
-    raise UserError(
-        f"unknown profile {name_or_path!r}; shipped profiles: "
-        f"{', '.join(shipped_names())} (or pass a path to a YAML file)"
-    )
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        # The C loader is ~10x faster and start-up time is a feature; same safe semantics.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; save the profile as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(
-            f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a profile must be a YAML mapping with `name:` and `stages:`")
-    return data
-
-
-def merge_profiles(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
-    """Child keys win; stage options merge key by key unless the child changes the backend."""
-    merged = copy.deepcopy(parent)
-    for key, value in child.items():
-        if key == "stages" and isinstance(value, dict):
-            stages = merged.setdefault("stages", {})
-            for stage, binding in value.items():
-                stages[stage] = _merge_binding(stages.get(stage), binding)
-        elif key in ("orchestrator", "tracking", "monitoring") and isinstance(value, dict):
-            merged[key] = _merge_binding(merged.get(key), value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _merge_binding(parent: Any, child: Any) -> Any:
-    if not isinstance(parent, dict) or not isinstance(child, dict):
-        return copy.deepcopy(child)
-    if "backend" in child and child["backend"] != parent.get("backend"):
-        return copy.deepcopy(child)  # the parent's options belong to another backend
-    options = {**parent.get("options", {}), **child.get("options", {})}
-    return {**parent, **child, "options": options}
-
-
-def _resolve_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    if path.resolve() in seen:
-        chain = " -> ".join(str(p) for p in (*seen, path))
-        raise UserError(f"{path}: `extends:` forms a cycle ({chain}); remove one link")
-    raw = _read_yaml(path)
-    parent_name = raw.get("extends")
-    if not parent_name:
-        return raw
-    beside = path.parent / str(parent_name)  # a relative `extends:` is relative to this file
-    parent_path = beside if beside.is_file() else find_profile(str(parent_name))
-    parent = _resolve_raw(parent_path, (*seen, path.resolve()))
-    merged = merge_profiles(parent, raw)
-    merged["extends"] = str(parent_name)
-    return merged
-
-
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `--set STAGE.KEY=VALUE` items; `backend` first so options land on the new one."""
     raw = copy.deepcopy(raw)
@@ -169,7 +79,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def load_profile(name_or_path: str, overrides: list[str] | None = None) -> Profile:
     path = find_profile(name_or_path)
-    raw = apply_overrides(_resolve_raw(path), overrides or [])
+    raw = apply_overrides(resolve_raw(path), overrides or [])
     profile = validate_profile(raw, str(path))
     profile.source = str(path)
     return profile

@@ -13,8 +13,8 @@ from churnctl.profile import (
     apply_overrides,
     diff_profiles,
     load_profile,
-    shipped_names,
 )
+from churnctl.profile_files import shipped_names
 
 
 def test_shipped_profiles_load_and_v1_is_complete() -> None:

@@ -16,7 +16,6 @@ from churnctl.cli.common import (
     print_json,
     workspace_at,
 )
-from churnctl.registry import find_binary
 
 
 def backends_command(json_out: JsonOption = False) -> None:
@@ -59,6 +58,8 @@ def backends_command(json_out: JsonOption = False) -> None:
 
 
 def _binary_version(name: str) -> str:
+    from churnctl.registry import find_binary
+
     path = find_binary(name)
     if path is None:
         return ""

@@ -46,17 +46,20 @@ app = typer.Typer(
     cls=ChurnctlGroup,
     name="churnctl",
     help=(
-        "Run a customer-churn ML system: ingest, validate, features, train, serve, deploy.\n\n"
+        "Run a customer-churn ML system: ingest, validate, features, train, serve, deploy. "
         "A profile (v1..v4 or your own YAML) picks the backend of each stage.\n\n"
-        "Examples:\n\n"
-        "  churnctl run                      # the v1 pipeline on built-in synthetic data\n\n"
-        "  churnctl plan --profile v2        # what would run, what is cached, and why\n\n"
-        "  churnctl profile diff v1 v2       # what moving a team to v2 changes\n\n"
+        "\b\nExamples:\n"
+        "  churnctl run                  # the v1 pipeline on built-in synthetic data\n"
+        "  churnctl plan --profile v2    # what would run, what is cached, and why\n"
+        "  churnctl profile diff v1 v2   # what moving a team to v2 changes\n"
+        "  churnctl run --data customers.csv --target Churn   # your own table\n\n"
         "Set CHURNCTL_DEBUG=1 to see tracebacks."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Plain click help: rendering it with rich imports ~0.15 s of modules, over half of the
+    # 0.25 s start-up budget.
+    rich_markup_mode=None,
 )
 
 

@@ -14,6 +14,8 @@ app = typer.Typer(
     help="Inspect and check profiles (which backend serves each stage).", no_args_is_help=True
 )
 
+STAGES = ("ingest", "validate", "features", "train", "serve", "deploy")
+
 NameArg = Annotated[str, typer.Argument(help="Shipped profile name (v1..v4) or a YAML path.")]
 
 
@@ -23,30 +25,27 @@ def list_profiles(json_out: JsonOption = False) -> None:
 
     Example: churnctl profile list
     """
-    from churnctl.profile import load_profile, shipped_names
+    # Raw resolved files, not validated models: listing stays free of pydantic and of every
+    # backend's import; `profile validate` and `run` do the checking.
+    from churnctl.profile_files import find_profile, resolve_raw, shipped_names
 
-    profiles = [load_profile(name) for name in shipped_names()]
+    profiles = [resolve_raw(find_profile(name)) for name in shipped_names()]
+
+    def backend(raw: dict, kind: str) -> str:
+        binding = raw.get("stages", {}).get(kind) if kind in STAGES else raw.get(kind)
+        return binding.get("backend", "-") if isinstance(binding, dict) else "-"
+
     if json_out:
-        print_json(
-            [
-                {
-                    "name": p.name,
-                    "description": p.description,
-                    "stages": {s: b.backend for s, b in p.stages.items()},
-                }
-                for p in profiles
-            ]
-        )
+        print_json([{"name": p.get("name"), "description": p.get("description", ""),
+                     "stages": {s: backend(p, s) for s in STAGES}} for p in profiles])
         return
     table = Table(title="profiles")
-    columns = ("ingest", "validate", "features", "train", "serve", "deploy")
-    for column in ("name", *columns, "orchestrator", "tracking"):
+    for column in ("name", *STAGES, "orchestrator", "tracking"):
         table.add_column(column)
     for p in profiles:
-        stages = [p.stages[s].backend for s in columns]
-        table.add_row(
-            p.name, *stages, p.orchestrator.backend, p.tracking.backend if p.tracking else "-"
-        )
+        orchestrator = backend(p, "orchestrator")
+        table.add_row(str(p.get("name")), *(backend(p, s) for s in STAGES),
+                      "local" if orchestrator == "-" else orchestrator, backend(p, "tracking"))
     console().print(table)
 
 
