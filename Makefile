@@ -11,10 +11,12 @@ $(PY):
 # v1 is all the default pipeline needs; the tests also drive v2's real DVC and MLflow.
 $(VENV)/.installed-v1: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[v1]'
+	$(PY) -m compileall -q churnctl  # bytecode up front, also where PYTHONDONTWRITEBYTECODE is set
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[v2,dev]'
+	$(PY) -m compileall -q churnctl
 	touch $@ $(VENV)/.installed-v1
 
 run: $(VENV)/.installed-v1

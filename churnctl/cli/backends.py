@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from churnctl.cli.common import (
     JsonOption,
     ProfileOption,
     WorkspaceOption,
     console,
+    escape,
+    new_table,
     print_json,
     workspace_at,
 )
@@ -43,7 +43,7 @@ def backends_command(json_out: JsonOption = False) -> None:
             ]
         )
         return
-    table = Table(title="backends")
+    table = new_table(title="backends")
     for column in ("stage", "backend", "status", "about"):
         table.add_column(column)
     for i in infos:
@@ -122,7 +122,7 @@ def doctor_command(
     if json_out:
         print_json({"profile": loaded.name, "ok": healthy, "checks": rows})
     else:
-        table = Table(title=f"doctor · profile {loaded.name}")
+        table = new_table(title=f"doctor · profile {loaded.name}")
         for column in ("binding", "backend", "", "detail"):
             table.add_column(column)
         for r in rows:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from churnctl.workspace import Workspace
 
@@ -35,12 +34,31 @@ WorkspaceOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
-def console() -> Console:
+# rich is imported on first use: at module level it costs ~40 ms of every command's start-up.
+def console() -> Any:
+    from rich.console import Console
+
     return Console(stderr=False, highlight=False)
 
 
-def err_console() -> Console:
+def err_console() -> Any:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def new_table(*args: Any, **kwargs: Any) -> Any:
+    """A rich Table (imported on first use)."""
+    from rich.table import Table
+
+    return Table(*args, **kwargs)
+
+
+def escape(text: str) -> str:
+    """Escape rich markup in text that may hold brackets (paths, pip extras)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def workspace_at(path: Path) -> Workspace:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from churnctl import __version__
@@ -24,7 +24,7 @@ from churnctl.cli import (
     stage,
     tracking,
 )
-from churnctl.cli.common import debug_enabled, err_console
+from churnctl.cli.common import debug_enabled, err_console, escape
 from churnctl.errors import ChurnctlError
 
 
@@ -85,4 +85,7 @@ app.add_typer(runs.app, name="runs")
 
 
 def main() -> None:
+    # Pydantic's plugin discovery scans every installed package's entry points (~15 ms);
+    # plugins (observability hooks) have nothing to do in a short-lived CLI process.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from churnctl.cli.common import JsonOption, console, print_json
+from churnctl.cli.common import JsonOption, console, escape, new_table, print_json
 
 app = typer.Typer(
     help="Inspect and check profiles (which backend serves each stage).", no_args_is_help=True
@@ -39,7 +37,7 @@ def list_profiles(json_out: JsonOption = False) -> None:
         print_json([{"name": p.get("name"), "description": p.get("description", ""),
                      "stages": {s: backend(p, s) for s in STAGES}} for p in profiles])
         return
-    table = Table(title="profiles")
+    table = new_table(title="profiles")
     for column in ("name", *STAGES, "orchestrator", "tracking"):
         table.add_column(column)
     for p in profiles:
@@ -84,7 +82,7 @@ def diff(a: NameArg, b: NameArg, json_out: JsonOption = False) -> None:
     if json_out:
         print_json({"from": left.name, "to": right.name, "changes": rows})
         return
-    table = Table(title=f"{left.name} -> {right.name}")
+    table = new_table(title=f"{left.name} -> {right.name}")
     for column in ("binding", "backend", "options changed", "needs"):
         table.add_column(column)
     for row in rows:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from churnctl.cli.common import (
     JsonOption,
@@ -19,6 +18,7 @@ from churnctl.cli.common import (
     WorkspaceOption,
     console,
     err_console,
+    new_table,
     print_json,
     workspace_at,
 )
@@ -164,7 +164,7 @@ def run_command(
         print_json(record)
         return
     out = console()
-    table = Table(title=f"run {record['run_id']} · profile {record['profile']}")
+    table = new_table(title=f"run {record['run_id']} · profile {record['profile']}")
     for column in ("stage", "backend", "status", "seconds"):
         table.add_column(column)
     for row in record["stages"]:
@@ -173,7 +173,7 @@ def run_command(
                       f"{row['seconds']:.2f}")
     out.print(table)
     if record["metrics"]:
-        metrics = Table(title="metrics")
+        metrics = new_table(title="metrics")
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
         for key, value in sorted(record["metrics"].items()):
@@ -235,7 +235,7 @@ def plan_command(
     if json_out:
         print_json({"profile": runner.profile.name, "stages": rows})
         return
-    table = Table(title=f"plan · profile {runner.profile.name}")
+    table = new_table(title=f"plan · profile {runner.profile.name}")
     for column in ("stage", "backend", "status", "why"):
         table.add_column(column)
     for row in rows:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from churnctl.cli.common import JsonOption, WorkspaceOption, console, print_json, workspace_at
+from churnctl.cli.common import (
+    JsonOption,
+    WorkspaceOption,
+    console,
+    new_table,
+    print_json,
+    workspace_at,
+)
 
 app = typer.Typer(help="Past runs recorded in the workspace.", no_args_is_help=True)
 
@@ -31,7 +37,7 @@ def list_runs(
             ]
         )
         return
-    table = Table(title="runs")
+    table = new_table(title="runs")
     for column in ("run", "profile", "status", "seconds", "stages", "pr_auc"):
         table.add_column(column)
     for r in records:
@@ -69,7 +75,7 @@ def show(
         f"run [bold]{record['run_id']}[/] · profile {record['profile']} · {record['status']} "
         f"· {record.get('seconds', 0):.2f}s"
     )
-    table = Table()
+    table = new_table()
     for column in ("stage", "backend", "status", "seconds", "artifact"):
         table.add_column(column)
     for s in record["stages"]:

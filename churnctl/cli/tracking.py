@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from churnctl.cli.common import (
     JsonOption,
@@ -13,6 +12,7 @@ from churnctl.cli.common import (
     WorkspaceOption,
     console,
     err_console,
+    new_table,
     print_json,
     workspace_at,
 )
@@ -105,7 +105,7 @@ def status_command(
     if json_out:
         print_json(rows)
         return
-    table = Table(title="tracking")
+    table = new_table(title="tracking")
     for column in ("run", "profile", "tracking", "store", "tracker run / why"):
         table.add_column(column)
     for row in rows:
