@@ -33,47 +33,18 @@ def write_run_report(workspace: Workspace, record: dict[str, Any],
     per_run = {key: numbers[key] for key in RUN_FIELDS if key in numbers}
     template_numbers = {**numbers, **{key: f"@@{key}@@" for key in per_run}}
     template = workspace.reports / ".pages" / f"{value_sha256(template_numbers)[:16]}.html"
-    marker = template.with_suffix(".page")  # the page already written from this template
-    reused = _reusable_page(workspace, record, marker) if out is None else None
-    if reused is not None:
-        # Nothing ran and the model is the same: point at its page instead of writing 5 MB.
-        path = reused
-        _link(reused, workspace.reports / LATEST)
-    else:
-        if not template.exists():
-            from churnctl.report.html import render_html
+    if not template.exists():
+        from churnctl.report.html import render_html
 
-            write_text(template, render_html(template_numbers))
-        page = template.read_text(encoding="utf-8")
-        for key, value in per_run.items():
-            page = page.replace(f"@@{key}@@", str(value))
-        for target in (path, *([workspace.reports / LATEST] if out is None else [])):
-            write_text(target, page)
-        if out is None:
-            write_text(marker, str(path.relative_to(workspace.root)))
+        write_text(template, render_html(template_numbers))
+    page = template.read_text(encoding="utf-8")
+    for key, value in per_run.items():
+        page = page.replace(f"@@{key}@@", str(value))
+    for target in (path, *([workspace.reports / LATEST] if out is None else [])):
+        write_text(target, page)
     shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path
     record["report"] = {"html": str(shown), **numbers}
     save_record(workspace, record)
     return path
 
 
-
-def _reusable_page(workspace: Workspace, record: dict[str, Any], marker: Path) -> Path | None:
-    if any(row["status"] != "cached" for row in record.get("stages", [])) or not marker.exists():
-        return None
-    page = workspace.root / marker.read_text().strip()
-    return page if page.exists() else None
-
-
-def _link(source: Path, target: Path) -> None:
-    """Make `target` the same file as `source`, atomically (a copy across filesystems)."""
-    import os
-    import shutil
-
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
