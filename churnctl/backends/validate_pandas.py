@@ -7,8 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from churnctl.atomic import write_json
-from churnctl.errors import GateFailed
+from churnctl.backends.validation_gate import apply_gate
 from churnctl.stages import Backend, StageContext, StageOutput, StrictOptions
 
 
@@ -42,33 +41,10 @@ class PandasValidator(Backend):
             max_future_days=opts.max_future_days,
             earliest=pd.Timestamp(opts.earliest_date),
         )
-        failed = [
-            r for r in results if not r.passed and (r.severity == "error" or opts.fail_on_warning)
-        ]
-        report = {
-            "passed": not failed,
-            "checks": [r.to_dict() for r in results],
-            "rows": {"users": len(users), "events": len(events)},
-        }
-        write_json(ctx.out_dir / "report.json", report)
-        # The gate's report must outlive the failed stage, so it is also kept outside the artifact.
-        report_path = ctx.workspace.reports / "validation.json"
-        write_json(report_path, report)
-        if failed:
-            first = failed[0]
-            source = _source_name(ingest.path, first.table)
-            more = f" (+{len(failed) - 1} more failing check(s))" if len(failed) > 1 else ""
-            raise GateFailed(
-                f"validation failed: {source}: column {first.column}: {first.check}: "
-                f"{first.detail} [{first.failing_rows} row(s)]{more}; fix the data, "
-                f"report: {report_path}"
-            )
-        passed = sum(r.passed for r in results)
-        return StageOutput(
-            metrics={"validation_checks_passed": passed, "validation_checks_total": len(results)},
-            summary={
-                "warnings": [f"{r.table}.{r.column}: {r.detail}" for r in results if not r.passed]
-            },
+        return apply_gate(
+            ctx, results, {"users": len(users), "events": len(events)},
+            source=lambda check: _source_name(ingest.path, check.table),
+            fail_on_warning=opts.fail_on_warning,
         )
 
 

@@ -6,8 +6,7 @@ import json
 
 from pydantic import Field
 
-from churnctl.atomic import write_json
-from churnctl.errors import GateFailed
+from churnctl.backends.validation_gate import apply_gate
 from churnctl.stages import Backend, StageContext, StageOutput, StrictOptions
 
 
@@ -37,25 +36,6 @@ class TableValidator(Backend):
         table = pd.read_parquet(ingest.file("table.parquet"))
         results = check_customer_table(table, profile, min_class_rows=opts.min_class_rows,
                                        max_blank_share=opts.max_blank_share)
-        failed = [r for r in results if not r.passed and
-                  (r.severity == "error" or opts.fail_on_warning)]
-        report = {"passed": not failed, "checks": [r.to_dict() for r in results],
-                  "rows": {"customers": len(table)}}
-        write_json(ctx.out_dir / "report.json", report)
-        # The gate's report must outlive the failed stage, so it is also kept outside the artifact.
-        report_path = ctx.workspace.reports / "validation.json"
-        write_json(report_path, report)
-        if failed:
-            first = failed[0]
-            more = f" (+{len(failed) - 1} more failing check(s))" if len(failed) > 1 else ""
-            raise GateFailed(
-                f"validation failed: {profile['source']['path']}: column {first.column}: "
-                f"{first.check}: {first.detail}{more}; fix the data, report: {report_path}")
-        warnings = [f"{r.column}: {r.detail}" for r in results if not r.passed]
-        for warning in warnings:
-            ctx.log(f"warning: {warning}")
-        return StageOutput(
-            metrics={"validation_checks_passed": sum(r.passed for r in results),
-                     "validation_checks_total": len(results)},
-            summary={"warnings": warnings},
-        )
+        return apply_gate(ctx, results, {"customers": len(table)},
+                          source=lambda _check: profile["source"]["path"],
+                          fail_on_warning=opts.fail_on_warning)
