@@ -64,7 +64,9 @@ def _components(cls: type[Backend], options: Any, inputs: dict[str, ArtifactRef]
     for path in cls().external_inputs(options, workspace):
         if not path.is_file():
             raise UserError(f"input file {path} not found; check the path in the profile or --set")
-        external[str(path)] = file_sha256(path)
+        # Relative inside the workspace, so a moved or copied project keeps its cache.
+        shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path
+        external[str(shown)] = file_sha256(path)
     return {
         "backend": f"{cls.stage}.{cls.name}",
         "options": options.model_dump(mode="json"),
