@@ -19,7 +19,6 @@ from churnctl.errors import UserError
 
 DEFAULT_IMAGE = "ghcr.io/churnctl/churnctl:0.1.0"
 DEFAULT_PIPELINE_IMAGE = "ghcr.io/churnctl/churnctl-pipeline:0.1.0"
-OVERLAYS = ("staging", "production")
 
 # Which image a workload runs is decided by its kind: long-running workloads serve the API,
 # run-to-completion ones run the pipeline. Overlays decide sizing, churnctl decides the release.
@@ -113,15 +112,6 @@ def kustomize(directory: Path, kubectl: str | None = None) -> str:
         reason = lines[-1] if lines else f"exit code {proc.returncode}"
         raise UserError(f"kustomize failed on {directory}: {reason.removeprefix('error: ')}")
     return proc.stdout
-
-
-def check_image(image: str, what: str = "image") -> str:
-    if not IMAGE_RE.match(image):
-        raise UserError(
-            f"{what} {image!r} is not a valid image reference: use registry/name:tag "
-            "or registry/name@sha256:DIGEST"
-        )
-    return image
 
 
 def render(

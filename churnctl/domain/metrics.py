@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-PRIMARY = "pr_auc"
-
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
