@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from churnctl import __version__
-from churnctl.atomic import atomic_dir, write_json, write_text
+from churnctl.atomic import atomic_dir, sweep_stale, write_json, write_text
 from churnctl.errors import UserError
 from churnctl.hashing import file_sha256, sources_sha256, value_sha256
 from churnctl.profile import Profile
@@ -314,6 +314,7 @@ class Runner:
             progress(stage, step.backend, "cached" if artifact else "running")
         if artifact is None:
             target = self.workspace.artifact_dir(stage, key)
+            sweep_stale(target.parent)  # what a killed earlier run was writing
             if forced and target.exists():
                 shutil.rmtree(target)
             try:

@@ -1,0 +1,66 @@
+"""A run killed with SIGKILL mid-way and started again completes with the same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL
+
+pytestmark = pytest.mark.slow
+
+
+def _run(workspace: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "churnctl", "run", "--json", "--workspace", str(workspace), *SMALL],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+
+
+@pytest.mark.parametrize("kill_after", ["validate", "features"])
+def test_sigkill_then_rerun_gives_the_same_result(small_run, tmp_path: Path,
+                                                  kill_after: str) -> None:
+    _, reference = small_run
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    process = _run(workspace)
+    stage_dir = workspace / ".churnctl" / "artifacts" / kill_after
+    deadline = time.monotonic() + 120
+    while not (stage_dir.exists() and any(p.name != "LATEST" and not p.name.startswith(".")
+                                          for p in stage_dir.iterdir())):
+        assert process.poll() is None, "the run finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    again = _run(workspace)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0
+    record = json.loads(out)
+    statuses = {s["name"]: s["status"] for s in record["stages"]}
+    assert statuses["ingest"] == "cached"  # committed before the kill, reused after it
+    assert record["metrics"]["pr_auc"] == reference["metrics"]["pr_auc"]
+    assert record["metrics"]["roc_auc"] == reference["metrics"]["roc_auc"]
+    # What the killed run was writing is swept when the stage runs again.
+    assert list((workspace / ".churnctl" / "artifacts").rglob("*.tmp")) == []
+
+
+def test_sweep_removes_only_dead_writers_leftovers(tmp_path: Path) -> None:
+    from churnctl.atomic import sweep_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / f".abc.pid{dead_pid}.x1.tmp").mkdir()
+    (tmp_path / f".def.pid{dead_pid}.x2.tmp").write_text("half")
+    live = tmp_path / f".ghi.pid{os.getpid()}.x3.tmp"
+    live.mkdir()
+    removed = sweep_stale(tmp_path)
+    assert len(removed) == 2 and live.exists()
