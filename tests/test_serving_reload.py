@@ -175,6 +175,13 @@ def test_serve_command_with_two_workers(tmp_path: Path) -> None:
                "--port", "{port}", "--workers", "2"]
     with running_server(workspace, command=command) as server, \
             httpx.Client(base_url=server.url, timeout=30) as client:
+        # Each worker loads the model on its own; /ready answered by one says nothing about
+        # the other, so wait until a run of answers (spread over both) is ready.
+        deadline = time.monotonic() + 60
+        streak = 0
+        while streak < 10:
+            assert time.monotonic() < deadline, "both workers never became ready"
+            streak = streak + 1 if client.get("/ready").status_code == 200 else 0
         answers: list[dict[str, Any]] = [
             client.post("/predict", json={"user_id": f"u{i:07d}"}).json() for i in range(20)]
         assert all(a["model_version"] == 1 for a in answers)
