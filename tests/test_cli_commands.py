@@ -56,3 +56,14 @@ def test_data_generate_bad_arguments(cli, tmp_path: Path) -> None:
     bad_start = cli("data", "generate", "--start", "yesterday", "--out", str(tmp_path))
     assert bad_start.exit_code == 2 and "--start" in bad_start.stderr
     assert cli("data", "generate", "--seed", "-1", "--out", str(tmp_path)).exit_code == 2
+
+
+def test_debug_shows_the_traceback(cli, monkeypatch) -> None:
+    import pytest
+
+    from churnctl.errors import UserError
+
+    assert cli("run", "--profile", "v9").exit_code == 2  # one line, no traceback
+    monkeypatch.setenv("CHURNCTL_DEBUG", "1")
+    with pytest.raises(UserError, match="unknown profile 'v9'"):
+        cli("run", "--profile", "v9")
