@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,6 @@ from churnctl.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def deploy_backend_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make `deploy.kubectl` resolvable through the real registry even before the package is
-    reinstalled with its entry point (a no-op once it is)."""
-    from churnctl import registry
-
-    points = dict(registry._entry_points())
-    points.setdefault(
-        "deploy.kubectl",
-        EntryPoint(
-            name="deploy.kubectl",
-            value="churnctl.backends.deploy_kubectl:KubectlDeploy",
-            group=registry.GROUP,
-        ),
-    )
-    monkeypatch.setattr(registry, "_entry_points", lambda: points)
 
 
 @pytest.fixture

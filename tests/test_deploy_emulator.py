@@ -13,7 +13,6 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -232,23 +231,6 @@ def test_unknown_kind_is_one_line(emulator: Emulator) -> None:
         diff_objects(cluster, [rollout])
 
 
-@pytest.fixture
-def deploy_backend_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    from churnctl import registry
-
-    points = dict(registry._entry_points())
-    points.setdefault(
-        "deploy.kubectl",
-        EntryPoint(
-            name="deploy.kubectl",
-            value="churnctl.backends.deploy_kubectl:KubectlDeploy",
-            group=registry.GROUP,
-        ),
-    )
-    monkeypatch.setattr(registry, "_entry_points", lambda: points)
-
-
-@pytest.mark.usefixtures("deploy_backend_registered")
 def test_cli_deploys_then_reports_unchanged(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
