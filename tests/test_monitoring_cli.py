@@ -10,11 +10,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from churnctl.cli.monitor import register
+from churnctl.cli.main import app as cli_app
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.monitoring import gauges
 from churnctl.workspace import Workspace
@@ -23,19 +22,8 @@ GENERATED = ["--users", "400", "--days", "100", "--seed", "7"]
 FAILS_ON_PLANTED_DRIFT = {"country", "marketing_source"}  # the mixes the generator shifts
 
 
-def monitor_app() -> typer.Typer:
-    """The real CLI once `monitor` is wired into it; until then the same group class."""
-    from churnctl.cli import main
-
-    if any(group.name == "monitor" for group in main.app.registered_groups):
-        return main.app
-    app = typer.Typer(cls=main.ChurnctlGroup)
-    register(app)
-    return app
-
-
 def drift(workspace: Path, *args: str) -> Any:
-    return CliRunner().invoke(monitor_app(), ["monitor", "drift", "--workspace", str(workspace),
+    return CliRunner().invoke(cli_app, ["monitor", "drift", "--workspace", str(workspace),
                                               *args], catch_exceptions=False)
 
 

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from churnctl.cli.main import ChurnctlGroup
-from churnctl.cli.report import register
+from churnctl.cli.main import app as cli_app
 from churnctl.report.html import SECTIONS
 from tests.fixtures_tables import bank_like, run_table
 
@@ -155,29 +153,18 @@ def test_profile_dropped_and_incumbent_sections(two_runs) -> None:
         "production v1" in page.tables["incumbent"][0][2]
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer(cls=ChurnctlGroup)
-
-    @app.callback()
-    def _root() -> None:
-        """Test app with only the report command."""
-
-    register(app)
-    return app
-
-
 def test_report_command(two_runs, tmp_path: Path) -> None:
     root, first, second = two_runs
     runner = CliRunner()
-    latest = runner.invoke(_app(), ["report", "--workspace", str(root), "--json"])
+    latest = runner.invoke(cli_app, ["report", "--workspace", str(root), "--json"])
     assert latest.exit_code == 0, latest.output
     assert json.loads(latest.stdout)["run_id"] == second["run_id"]
     out = tmp_path / "shared" / "churn.html"
-    older = runner.invoke(_app(), ["report", first["run_id"][:17], "--workspace", str(root),
+    older = runner.invoke(cli_app, ["report", first["run_id"][:17], "--workspace", str(root),
                                    "--out", str(out)])
     assert older.exit_code == 0, older.output
     assert _parse(out).sections == list(SECTIONS) and first["run_id"] in out.read_text()[:200_000]
-    empty = runner.invoke(_app(), ["report", "--workspace", str(tmp_path)])
+    empty = runner.invoke(cli_app, ["report", "--workspace", str(tmp_path)])
     assert empty.exit_code == 2 and "no finished run" in empty.stderr
 
 

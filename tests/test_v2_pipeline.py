@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from churnctl.cli import dvc, run, stage, tracking
-from churnctl.cli.main import ChurnctlGroup
+from churnctl.cli.main import app as cli_app
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.hashing import file_sha256
 from churnctl.orchestrators.dvc_pipeline import code_files
@@ -31,17 +29,8 @@ pytestmark = pytest.mark.slow
 V2 = ["--profile", "v2", *SMALL]
 
 
-def _app() -> typer.Typer:
-    """`run` plus the v2 command groups, beside (not into) cli/main.py's app."""
-    app = typer.Typer(cls=ChurnctlGroup, pretty_exceptions_enable=False)
-    run.register(app)
-    for module in (dvc, stage, tracking):
-        module.register(app)
-    return app
-
-
 def _invoke(root: Path, *args: str) -> Any:
-    result = CliRunner().invoke(_app(), [*args, "--workspace", str(root)],
+    result = CliRunner().invoke(cli_app, [*args, "--workspace", str(root)],
                                 catch_exceptions=False)
     return result
 

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from churnctl.cli import run, tracking
-from churnctl.cli.main import ChurnctlGroup
+from churnctl.cli.main import app as cli_app
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.workspace import Workspace
 from tests.conftest import SMALL
@@ -85,15 +83,8 @@ def mlflow_server(tmp_path: Path) -> Any:
     server.stop()
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer(cls=ChurnctlGroup, pretty_exceptions_enable=False)
-    run.register(app)
-    tracking.register(app)
-    return app
-
-
 def _invoke(root: Path, *args: str) -> Any:
-    return CliRunner().invoke(_app(), [*args, "--workspace", str(root)],
+    return CliRunner().invoke(cli_app, [*args, "--workspace", str(root)],
                               catch_exceptions=False)
 
 

@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from churnctl.cli import dvc, pipeline, run, stage, tracking
-from churnctl.cli.main import ChurnctlGroup
+from churnctl.cli.main import app as cli_app
 from churnctl.hashing import file_sha256
 from churnctl.orchestrators import dvc_pipeline
 from churnctl.orchestrators.dvc_orchestrator import configured_remote
@@ -33,16 +31,8 @@ from churnctl.workspace import Workspace
 from tests.conftest import SMALL
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer(cls=ChurnctlGroup, pretty_exceptions_enable=False)
-    run.register(app)
-    for module in (dvc, pipeline, stage, tracking):
-        module.register(app)
-    return app
-
-
 def _invoke(*args: str) -> Any:
-    return CliRunner().invoke(_app(), list(args), catch_exceptions=False)
+    return CliRunner().invoke(cli_app, list(args), catch_exceptions=False)
 
 
 def _closed_port() -> int:
