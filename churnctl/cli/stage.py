@@ -104,10 +104,3 @@ def run_stage_command(
 def register(app_: typer.Typer) -> None:
     app_.add_typer(app, name="stage")
 
-
-if __name__ == "__main__":  # `python -m churnctl.cli.stage stage run X`, before it is wired
-    from churnctl.cli.main import ChurnctlGroup
-
-    standalone = typer.Typer(cls=ChurnctlGroup, pretty_exceptions_enable=False)
-    register(standalone)
-    standalone()

@@ -51,15 +51,7 @@ def params_for(plans: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 def stage_command(stage: str) -> str:
-    # `churnctl stage run` once cli/stage.py is joined to the main app; the module's own
-    # entry point works before that (DVC runs either with the venv's bin first on PATH).
-    from churnctl.cli import main
-
-    names = {group.name for group in main.app.registered_groups}
-    names |= {command.name for command in main.app.registered_commands}
-    if "stage" in names:
-        return f"churnctl stage run {stage}"
-    return f"python -m churnctl.cli.stage stage run {stage}"
+    return f"churnctl stage run {stage}"
 
 
 def pipeline_for(plans: list[Any], workspace: Workspace) -> dict[str, Any]:
