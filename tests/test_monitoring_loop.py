@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tests.test_monitoring_cli import monitor_app
+from churnctl.cli.main import app as cli_app
 
 pytestmark = [
     pytest.mark.slow,
@@ -144,7 +144,7 @@ def test_drift_retrain_promotion_reaches_the_running_server(finished_workspace: 
         caller = Caller(server.url, features_row(finished_workspace))
         caller.start()
         result = CliRunner().invoke(
-            monitor_app(), ["monitor", "drift", "--workspace", str(finished_workspace),
+            cli_app, ["monitor", "drift", "--workspace", str(finished_workspace),
                             "--current", str(drifted), "--retrain", "--json",
                             # One algorithm keeps the retraining short; the gate is the same.
                             "--set", "train.algorithms=[logistic_regression]"],
