@@ -71,3 +71,32 @@ def print_json(data: Any) -> None:
 
 def debug_enabled() -> bool:
     return os.environ.get("CHURNCTL_DEBUG", "") not in ("", "0", "false")
+
+
+def stage_backend(profile_name: str, stage: str, flags: dict[str, Any],
+                  verbs: tuple[str, ...]) -> tuple[Any, Any, Any]:
+    """(profile, backend instance, options) for a command that acts as one stage's backend.
+
+    Flags override the profile's options; every invalid option is one line naming it.
+    """
+    from pydantic import ValidationError
+
+    from churnctl.errors import UserError
+    from churnctl.profile import load_profile
+    from churnctl.registry import backend_class
+
+    loaded = load_profile(profile_name)
+    binding = loaded.stages.get(stage)
+    if binding is None:
+        raise UserError(f"profile {profile_name!r} has no {stage} stage; add `stages.{stage}`")
+    cls = backend_class(stage, binding.backend)
+    if not all(hasattr(cls, verb) for verb in verbs):
+        raise UserError(f"{stage} backend {binding.backend!r} cannot be run by "
+                        f"`churnctl {stage}`")
+    try:
+        options = cls.Options.model_validate({**binding.options, **flags})
+    except ValidationError as exc:
+        problems = [f"{stage} option {'.'.join(map(str, err['loc']))}: "
+                    f"{str(err['msg']).removeprefix('Value error, ')}" for err in exc.errors()]
+        raise UserError("\n".join(problems)) from None
+    return loaded, cls(), options

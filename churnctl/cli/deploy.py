@@ -14,6 +14,7 @@ from churnctl.cli.common import (
     console,
     err_console,
     print_json,
+    stage_backend,
     workspace_at,
 )
 from churnctl.errors import UserError
@@ -55,30 +56,13 @@ def register(app: typer.Typer) -> None:
 
 def _options(profile: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
     """The profile's deploy backend and its options, CLI flags winning over the profile."""
-    from pydantic import ValidationError
+    from churnctl.registry import require_available
 
-    from churnctl.profile import load_profile
-    from churnctl.registry import backend_class, require_available
-
-    loaded = load_profile(profile)
-    binding = loaded.stages.get("deploy")
-    if binding is None:
-        raise UserError(f"profile {profile!r} has no deploy stage; add `stages.deploy` to it")
-    cls = backend_class("deploy", binding.backend)
-    require_available(cls)
-    if not all(hasattr(cls, verb) for verb in ("render", "validate", "connect", "diff", "apply")):
-        raise UserError(f"deploy backend {binding.backend!r} cannot be run by `churnctl deploy`")
     given = {key: value for key, value in overrides.items() if value not in (None, False)}
-    try:
-        options = cls.Options.model_validate({**binding.options, **given})
-    except ValidationError as exc:
-        problems = [
-            f"deploy option {'.'.join(map(str, err['loc']))}: "
-            f"{str(err['msg']).removeprefix('Value error, ')}"
-            for err in exc.errors()
-        ]
-        raise UserError("\n".join(problems)) from None
-    return cls(), options
+    _, backend, options = stage_backend(profile, "deploy", given,
+                                        ("render", "validate", "connect", "diff", "apply"))
+    require_available(type(backend))
+    return backend, options
 
 
 def _table(title: str, rows: list[dict[str, str]], columns: tuple[str, ...]) -> None:

@@ -20,6 +20,7 @@ from churnctl.cli.common import (
     console,
     err_console,
     print_json,
+    stage_backend,
     workspace_at,
 )
 from churnctl.errors import BackendUnavailable, UserError
@@ -58,30 +59,14 @@ def register(app: typer.Typer) -> None:
 def _serve_backend(profile: str | None, workspace: Workspace, given: dict[str, Any]
                    ) -> tuple[Any, Any]:
     """The profile's serve backend and its options, CLI flags winning over the profile."""
-    from pydantic import ValidationError
-
-    from churnctl.profile import load_profile
-    from churnctl.registry import backend_class
     from churnctl.settings import resolve_profile_name
 
-    name = resolve_profile_name(profile, workspace)
-    loaded = load_profile(name)
-    binding = loaded.stages.get("serve")
-    if binding is None:
-        raise UserError(f"profile {name!r} has no serve stage; add `stages.serve` to it")
-    cls = backend_class("serve", binding.backend)
-    if not all(hasattr(cls, verb) for verb in ("serve", "score")):
-        raise UserError(f"serve backend {binding.backend!r} cannot be run by `churnctl serve`")
     flags = {key: value for key, value in given.items() if value is not None}
-    try:
-        options = cls.Options.model_validate({**binding.options, **flags})
-    except ValidationError as exc:
-        problems = [f"serve option {'.'.join(map(str, err['loc']))}: "
-                    f"{str(err['msg']).removeprefix('Value error, ')}" for err in exc.errors()]
-        raise UserError("\n".join(problems)) from None
+    loaded, backend, options = stage_backend(resolve_profile_name(profile, workspace), "serve",
+                                             flags, ("serve", "score"))
     if getattr(options, "model_source", "registry") == "mlflow":
         options.mlflow_tracking_uri = _mlflow_uri(options.mlflow_tracking_uri, loaded, workspace)
-    return cls(), options
+    return backend, options
 
 
 def _mlflow_uri(given: str | None, profile: Any, workspace: Workspace) -> str:
