@@ -62,11 +62,13 @@ SetOption = Annotated[
 STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
-def _monitoring_options(profile: str, overrides: list[str]) -> dict[str, Any]:
+def _monitoring_options(profile: str, overrides: list[str]) -> Any:
+    """The profile's monitoring options, validated, defaults filled (v1 has no binding)."""
+    from churnctl.backends.monitoring_prometheus import PrometheusMonitoringOptions
     from churnctl.profile import load_profile
 
     binding = load_profile(profile, overrides).monitoring
-    return dict(binding.options) if binding is not None else {}
+    return PrometheusMonitoringOptions.model_validate(binding.options if binding else {})
 
 
 @app.command("drift")
@@ -108,15 +110,15 @@ def drift(
     profile_name = resolve_profile_name(profile, ws)
     configured = _monitoring_options(profile_name, overrides)
     thresholds = Thresholds(
-        warn=warn if warn is not None else float(configured.get("psi_warn", 0.1)),
-        fail=fail if fail is not None else float(configured.get("psi_fail", 0.25)),
+        warn=warn if warn is not None else configured.psi_warn,
+        fail=fail if fail is not None else configured.psi_fail,
     )
     wanted = [f.strip() for f in features.split(",") if f.strip()] if features else None
     request = CheckRequest(
         reference_run=reference, reference_set=reference_set, current=current,
         thresholds=thresholds, features=wanted, bins=bins, profile=profile_name,
         overrides=list(overrides),
-        retrain=retrain if retrain is not None else bool(configured.get("retrain_on_fail", False)),
+        retrain=retrain if retrain is not None else configured.retrain_on_fail,
     )
     err = err_console()
     result = run_check(ws, request, log=lambda m: err.print(f"  {m}", style="dim", markup=False))
