@@ -25,13 +25,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The demo workspace helpers are test scaffolding in tests/serving_demo.py, outside the package.
+sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from _common import write_results
 
 from churnctl.domain.model import ChurnModel, FeatureSpec
 from churnctl.domain.modeling import build_estimator
 from churnctl.serving.batch import score_latest
-from churnctl.serving.demo import (
+from churnctl.serving.scoring import compile_scorer
+from churnctl.workspace import Workspace
+from tests.serving_demo import (
     CATEGORIES,
     NUMERIC,
     demo_features,
@@ -39,8 +43,6 @@ from churnctl.serving.demo import (
     running_server,
     write_features_artifact,
 )
-from churnctl.serving.scoring import compile_scorer
-from churnctl.workspace import Workspace
 
 ALGORITHMS = ("logistic_regression", "hist_gradient_boosting")
 REPORT = """

@@ -16,14 +16,14 @@ from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.errors import UserError
 from churnctl.serving.batch import score_latest
-from churnctl.serving.demo import (
+from churnctl.workspace import Workspace
+from tests.serving_demo import (
     demo_features,
     make_demo_workspace,
     register_model,
     train_demo_model,
     write_features_artifact,
 )
-from churnctl.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

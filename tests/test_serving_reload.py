@@ -16,7 +16,8 @@ import pandas as pd
 
 from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry
-from churnctl.serving.demo import (
+from churnctl.workspace import Workspace
+from tests.serving_demo import (
     demo_features,
     make_demo_workspace,
     register_model,
@@ -24,7 +25,6 @@ from churnctl.serving.demo import (
     train_demo_model,
     write_features_artifact,
 )
-from churnctl.workspace import Workspace
 
 FAST_RELOAD = {"reload_interval_seconds": 0.1}
 

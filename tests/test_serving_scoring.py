@@ -11,8 +11,8 @@ import pytest
 
 from churnctl.domain.model import ChurnModel, FeatureSpec
 from churnctl.domain.modeling import build_estimator
-from churnctl.serving.demo import CATEGORIES, NUMERIC, demo_features, train_demo_model
 from churnctl.serving.scoring import UnknownCategory, compile_scorer
+from tests.serving_demo import CATEGORIES, NUMERIC, demo_features, train_demo_model
 
 CATEGORICAL = list(CATEGORIES)
 

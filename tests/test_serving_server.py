@@ -13,8 +13,8 @@ import pytest
 
 from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry
-from churnctl.serving.demo import ServerProcess, make_demo_workspace, running_server
 from churnctl.workspace import Workspace
+from tests.serving_demo import ServerProcess, make_demo_workspace, running_server
 
 OPTIONS = {"max_batch": 50, "max_body_bytes": 64 * 1024, "reload_interval_seconds": 0.2}
 

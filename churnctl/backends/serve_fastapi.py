@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
-
+# Re-exported: ServeOptions lives in serving so that serving never imports this backend.
+from churnctl.serving.options import ServeOptions
 from churnctl.stages import Backend, StrictOptions
 from churnctl.workspace import Workspace
 
@@ -18,24 +18,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from churnctl.serving.batch import BatchResult
-
-
-class ServeOptions(StrictOptions):
-    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in a container).")
-    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port).")
-    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
-    max_batch: int = Field(1000, ge=1, description="Most customers in one /predict/batch (413).")
-    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body (413).")
-    reload_interval_seconds: float = Field(
-        2.0, ge=0, description="Seconds between checks for a new production model (0: never).")
-    top_k: int = Field(100, ge=1, description="Highest-risk customers listed by batch scoring.")
-    model_source: Literal["registry", "mlflow"] = Field(
-        "registry", description="The local registry's production model, or the MLflow model "
-        "version holding `mlflow_alias` (v2).")
-    mlflow_tracking_uri: str | None = Field(
-        None, description="Default: the profile's tracking URI (MLFLOW_TRACKING_URI wins).")
-    mlflow_model_name: str = "churn"
-    mlflow_alias: str = "champion"
 
 
 class FastapiServe(Backend):

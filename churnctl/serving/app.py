@@ -22,10 +22,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from churnctl import __version__
-from churnctl.backends.serve_fastapi import ServeOptions
 from churnctl.serving.layout import UnknownCategory
 from churnctl.serving.metrics import MetricsMiddleware, ServingMetrics
 from churnctl.serving.model_holder import ModelHolder, Snapshot
+from churnctl.serving.options import ServeOptions
 from churnctl.serving.schema import (
     BatchPrediction,
     ErrorResponse,

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from churnctl.backends.serve_fastapi import ServeOptions
+from churnctl.serving.options import ServeOptions
 from churnctl.workspace import Workspace
 
 if TYPE_CHECKING:

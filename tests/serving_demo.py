@@ -1,7 +1,7 @@
 """A self-contained demo workspace: synthetic per-user features and a trained production model.
 
-Tests and benchmarks use it, and so can a person trying `churnctl serve` before running the
-pipeline. The columns follow the features stage (windows 7/14/30 days, static user columns); the
+Test scaffolding, kept out of the package: the serving tests and bench/bench_serving.py use it.
+The columns follow the features stage (windows 7/14/30 days, static user columns); the
 numbers come from a small latent model, not from the real generator.
 """
 
@@ -212,7 +212,7 @@ def running_server(workspace: Workspace, options: dict[str, Any] | None = None,
     By default `python -m uvicorn --factory ...` (what `churnctl serve` runs); `command` may
     replace it, e.g. with the `churnctl serve` command line (given the port via {port}).
     """
-    from churnctl.backends.serve_fastapi import ServeOptions
+    from churnctl.serving.options import ServeOptions
     from churnctl.serving.server import FACTORY, config_env
 
     port = free_port()
