@@ -10,7 +10,14 @@ import copy
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticUserError,
+    TypeAdapter,
+    ValidationError,
+)
 
 from churnctl.errors import UserError
 from churnctl.profile_files import find_profile, resolve_raw
@@ -51,30 +58,126 @@ class Profile(BaseModel):
         return out
 
 
+CROSS_CUTTING = ("orchestrator", "tracking", "monitoring")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `--set STAGE.KEY=VALUE` items; `backend` first so options land on the new one."""
+    """Apply `--set BINDING.KEY=VALUE` items to a stage or a cross-cutting binding.
+
+    `backend` items go first, so options land on (and are typed by) the new backend whatever
+    the order on the command line.
+    """
     raw = copy.deepcopy(raw)
-    parsed: list[tuple[str, str, Any]] = []
-    for item in overrides:
-        target, sep, value = item.partition("=")
-        stage, dot, key = target.partition(".")
-        if not sep or not dot or not stage or not key:
-            raise UserError(
-                f"--set {item!r}: expected STAGE.KEY=VALUE, e.g. --set train.margin=0.01"
-            )
-        if stage not in raw.get("stages", {}):
-            raise UserError(
-                f"--set {item!r}: unknown stage {stage!r}; stages: {', '.join(ALL_STAGES)}"
-            )
-        parsed.append((stage, key, yaml.safe_load(value) if value else ""))
-    for stage, key, value in sorted(parsed, key=lambda p: p[1] != "backend"):
-        binding = raw["stages"][stage]
+    parsed = [_parse_override(item, raw) for item in overrides]
+    for item, kind, key, text in sorted(parsed, key=lambda p: p[2] != "backend"):
+        binding = _raw_binding(raw, kind)
         if key == "backend":
-            if value != binding.get("backend"):
-                raw["stages"][stage] = {"backend": value, "options": {}}
-        else:
-            binding.setdefault("options", {})[key] = value
+            if not isinstance(binding, dict) or text != binding.get("backend"):
+                _set_raw_binding(raw, kind, {"backend": text, "options": {}})
+            continue
+        if binding is None:
+            raise UserError(
+                f"--set {item!r}: the profile has no {kind} binding; "
+                f"add --set {kind}.backend=NAME (see `churnctl backends`)"
+            )
+        if not isinstance(binding, dict):
+            continue  # a malformed binding: validation reports it with the file and key
+        if binding.get("options") is None:
+            binding["options"] = {}
+        if isinstance(binding["options"], dict):
+            annotation = _option_annotation(kind, binding.get("backend"), key)
+            binding["options"][key] = _option_value(item, text, annotation)
     return raw
+
+
+def _parse_override(item: str, raw: dict[str, Any]) -> tuple[str, str, str, str]:
+    target, sep, text = item.partition("=")
+    kind, dot, key = target.partition(".")
+    if not sep or not dot or not kind or not key:
+        raise UserError(f"--set {item!r}: expected STAGE.KEY=VALUE, e.g. --set train.margin=0.01")
+    stages = raw.get("stages") if isinstance(raw.get("stages"), dict) else {}
+    if kind not in CROSS_CUTTING and kind not in ALL_STAGES and kind not in stages:
+        raise UserError(
+            f"--set {item!r}: unknown stage or binding {kind!r}; "
+            f"use one of {', '.join((*ALL_STAGES, *CROSS_CUTTING))}"
+        )
+    return item, kind, key, text
+
+
+def _raw_binding(raw: dict[str, Any], kind: str) -> Any:
+    """The binding `kind` in the raw profile (None when absent), for updating in place."""
+    if kind == "orchestrator" and "orchestrator" not in raw:
+        # No orchestrator in the file means the local one (the Profile default).
+        raw["orchestrator"] = {"backend": "local", "options": {}}
+    if kind in CROSS_CUTTING:
+        return raw.get(kind)
+    stages = raw.get("stages")
+    return stages.get(kind) if isinstance(stages, dict) else None
+
+
+def _set_raw_binding(raw: dict[str, Any], kind: str, binding: dict[str, Any]) -> None:
+    if kind in CROSS_CUTTING:
+        raw[kind] = binding
+    elif isinstance(raw.setdefault("stages", {}), dict):
+        raw["stages"][kind] = binding
+
+
+def _option_annotation(kind: str, backend: Any, key: str) -> Any | None:
+    """The type of option `key` in the backend's Options model; None when it cannot be known."""
+    from churnctl.registry import backend_class
+
+    if not isinstance(backend, str):
+        return None
+    try:
+        cls = backend_class(kind, backend)
+    except UserError:
+        return None  # unknown, planned or not installed: validation or `plan` says so
+    field = cls.Options.model_fields.get(key)
+    return None if field is None else field.annotation
+
+
+def _option_value(item: str, text: str, annotation: Any | None) -> Any:
+    """The value of a --set item, typed by the option's own type before YAML's guess.
+
+    YAML alone turns `2024-01-01` into a date and `01` into 1, which a `str` option then
+    rejects; so the raw text wins whenever the option's type accepts it as a string.
+    """
+    adapter = _adapter(annotation)
+    if adapter is not None:
+        if text.strip() in ("null", "Null", "NULL", "~") and _accepts(adapter, None):
+            return None
+        try:
+            value = adapter.validate_python(text)
+        except ValidationError:
+            pass  # not this type as text (a list, a null): YAML's reading below
+        else:
+            # Plain values are kept typed (for `profile show` and diff); richer ones (a date,
+            # a Path) stay text so the profile stays plain YAML, and the Options model parses.
+            return value if isinstance(value, bool | int | float | str) else text
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError as exc:
+        raise UserError(
+            f"--set {item!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)}); "
+            "quote it or fix the brackets"
+        ) from None
+
+
+def _adapter(annotation: Any | None) -> TypeAdapter[Any] | None:
+    if annotation is None:
+        return None
+    try:
+        return TypeAdapter(annotation)
+    except PydanticUserError:
+        return None  # a type pydantic cannot build a validator for alone: YAML decides
+
+
+def _accepts(adapter: TypeAdapter[Any], value: Any) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def load_profile(name_or_path: str, overrides: list[str] | None = None) -> Profile:

@@ -85,15 +85,31 @@ def _merge_binding(parent: Any, child: Any) -> Any:
         return copy.deepcopy(child)
     if "backend" in child and child["backend"] != parent.get("backend"):
         return copy.deepcopy(child)  # the parent's options belong to another backend
-    options = {**parent.get("options", {}), **child.get("options", {})}
-    return {**parent, **child, "options": options}
+    merged = {**parent, **child}
+    parent_options, child_options = parent.get("options", {}), child.get("options", {})
+    # Options that are not a mapping are left for validation to report with the file and key.
+    if isinstance(parent_options, dict) and isinstance(child_options, dict):
+        merged["options"] = {**parent_options, **child_options}
+    return merged
+
+
+def _empty_options_as_mapping(raw: dict[str, Any]) -> dict[str, Any]:
+    """`options:` with nothing after it is YAML null; in a profile it means no options: {}."""
+    stages = raw.get("stages")
+    bindings = list(stages.values()) if isinstance(stages, dict) else []
+    bindings += [raw.get(kind) for kind in ("orchestrator", "tracking", "monitoring")]
+    for binding in bindings:
+        if isinstance(binding, dict) and "options" in binding and binding["options"] is None:
+            binding["options"] = {}
+    return raw
 
 
 def resolve_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise UserError(f"{path}: `extends:` forms a cycle ({chain}); remove one link")
-    raw = read_yaml(path)
+    # Per file, before merging: a child's empty `options:` must extend, not replace or crash.
+    raw = _empty_options_as_mapping(read_yaml(path))
     parent_name = raw.get("extends")
     if not parent_name:
         return raw

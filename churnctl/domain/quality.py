@@ -82,7 +82,14 @@ def check_tables(
     *,
     max_future_days: int = 1,
     earliest: pd.Timestamp | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> list[CheckResult]:
+    """All checks; dates past `as_of` (default: the last event's day, see reference_date) plus
+    `max_future_days` fail.
+
+    "Today" is an input, never the wall clock, so the result depends only on the data and the
+    options (the stage's cache key).
+    """
     results: list[CheckResult] = []
     frames = {"users": users, "events": events}
     for table, frame in frames.items():
@@ -126,11 +133,17 @@ def check_tables(
             else "",
         )
     )
-    latest_ok = pd.Timestamp.now() + pd.Timedelta(days=max_future_days)
     earliest = earliest if earliest is not None else pd.Timestamp("2000-01-01")
+    today = reference_date(events, as_of, earliest)
+    # Compared by day: with max_future_days=0 an event at noon of `today` is still fine.
+    latest_ok = today + pd.Timedelta(days=max_future_days) if today is not None else None
+    today_from = "as_of" if as_of is not None else "the last event's day unless as_of is set"
     for table, column in (("users", "signup_date"), ("events", "event_time")):
         values = frames[table][column]
-        bad = (values > latest_ok) | (values < earliest)
+        bad = values < earliest
+        if latest_ok is not None:
+            bad |= values.dt.normalize() > latest_ok
+        upper = latest_ok.date() if latest_ok is not None else "any"
         results.append(
             CheckResult(
                 "date_range",
@@ -138,7 +151,8 @@ def check_tables(
                 column,
                 not bad.any(),
                 int(bad.sum()),
-                f"dates outside {earliest.date()}..{latest_ok.date()}, e.g. {values[bad].iloc[0]}"
+                f"dates outside {earliest.date()}..{upper} (today = {today_from}), "
+                f"e.g. {values[bad].iloc[0]}"
                 if bad.any()
                 else "",
             )
@@ -159,6 +173,35 @@ def check_tables(
         )
     )
     return results
+
+
+# An event log does not fall silent for months before its last day: an event past such a gap
+# is a bad value (a mistyped year, a unit mix-up), not the data's "today".
+MAX_SILENCE_DAYS = 90
+
+
+def reference_date(
+    events: pd.DataFrame,
+    as_of: pd.Timestamp | None = None,
+    earliest: pd.Timestamp | None = None,
+) -> pd.Timestamp | None:
+    """The validation's "today": `as_of` when given, else the day of the last event.
+
+    The last event of the log's body, that is: days after a silence of more than
+    MAX_SILENCE_DAYS do not count, so a single event in 2099 is reported instead of becoming
+    "today". None when there are no (plausible) events: then no date is in the future.
+    """
+    if as_of is not None:
+        return pd.Timestamp(as_of).normalize()
+    days = pd.to_datetime(events["event_time"]).dropna().dt.normalize()
+    if earliest is not None:
+        days = days[days >= earliest]  # too-early dates are reported by their own bound
+    distinct = np.unique(days.to_numpy())  # sorted
+    if not len(distinct):
+        return None
+    silences = np.diff(distinct) > np.timedelta64(MAX_SILENCE_DAYS, "D")
+    body_end = int(np.argmax(silences)) if silences.any() else len(distinct) - 1
+    return pd.Timestamp(distinct[body_end])
 
 
 def single_feature_auc(
