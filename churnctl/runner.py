@@ -20,6 +20,7 @@ from churnctl import __version__
 from churnctl.atomic import atomic_dir, sweep_stale, write_json, write_text
 from churnctl.errors import UserError
 from churnctl.hashing import file_sha256, sources_sha256, value_sha256
+from churnctl.lock import workspace_lock
 from churnctl.profile import Profile
 from churnctl.registry import backend_class, missing_requirements, require_available
 from churnctl.stages import (
@@ -189,62 +190,64 @@ class Runner:
     def execute(self, only: list[str] = (), start: str | None = None, force: bool = False,
                 progress: Any = None) -> dict[str, Any]:
         """Run the selected stages; return the run record (also saved in the workspace)."""
-        self.workspace.ensure()
-        plans = self.plan(only, start, force)
-        blocked = [p for p in plans if p.status == "unavailable"]
-        if blocked:
-            raise UserError("; ".join(f"{p.stage} ({p.backend}): {p.reason}" for p in blocked))
-        orchestrator = self._orchestrator()
-        if self.profile.tracking is not None:
-            from churnctl.tracking import tracker_for
+        with workspace_lock(self.workspace, "churnctl run", log=self.log):
+            self.workspace.ensure()
+            plans = self.plan(only, start, force)
+            blocked = [p for p in plans if p.status == "unavailable"]
+            if blocked:
+                raise UserError("; ".join(f"{p.stage} ({p.backend}): {p.reason}" for p in blocked))
+            orchestrator = self._orchestrator()
+            if self.profile.tracking is not None:
+                from churnctl.tracking import tracker_for
 
-            tracker_for(self.profile.tracking)  # a missing extra is reported before any work
-        started = datetime.now(UTC)
-        record: dict[str, Any] = {
-            "run_id": started.strftime("%Y%m%d-%H%M%S-") + value_sha256(time.time_ns())[:6],
-            "profile": self.profile.name,
-            "profile_source": self.profile.source,
-            "started_at": started.isoformat(timespec="seconds"),
-            "churnctl_version": __version__,
-            "status": "running",
-            "stages": [],
-            "metrics": {},
-            "parameters": {p.stage: p.options.model_dump(mode="json") for p in plans if p.options},
-        }
-        outputs: dict[str, ArtifactRef] = {}
-        interrupted = False
-        try:
-            if orchestrator is not None:
-                backend, options = orchestrator
-                record["orchestrator"] = backend.name
-                backend.execute(self, options, plans, record, outputs, only=list(only),
-                                start=start, force=force, progress=progress)
-            else:
-                for step in plans:
-                    if step.status == "skip":
-                        ref = _latest_committed(self.workspace, step.stage)
-                        if ref is not None:
-                            outputs[step.stage] = ref
-                        continue
-                    row = self._run_stage(step, outputs, force, start, progress)
-                    record["stages"].append(row)
-                    record["metrics"].update(row.get("metrics", {}))
-            record["status"] = "succeeded"
-        except BaseException as exc:
-            record["status"] = "failed"
-            record["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            interrupted = not isinstance(exc, Exception)  # Ctrl-C: stop, do not start logging
-            raise
-        finally:
-            finished = datetime.now(UTC)
-            record["finished_at"] = finished.isoformat(timespec="seconds")
-            record["seconds"] = round((finished - started).total_seconds(), 3)
+                tracker_for(self.profile.tracking)  # a missing extra is reported before any work
+            started = datetime.now(UTC)
+            record: dict[str, Any] = {
+                "run_id": started.strftime("%Y%m%d-%H%M%S-") + value_sha256(time.time_ns())[:6],
+                "profile": self.profile.name,
+                "profile_source": self.profile.source,
+                "started_at": started.isoformat(timespec="seconds"),
+                "churnctl_version": __version__,
+                "status": "running",
+                "stages": [],
+                "metrics": {},
+                "parameters": {p.stage: p.options.model_dump(mode="json") for p in plans
+                               if p.options},
+            }
+            outputs: dict[str, ArtifactRef] = {}
+            interrupted = False
             try:
-                if not interrupted:
-                    self._track(record)
+                if orchestrator is not None:
+                    backend, options = orchestrator
+                    record["orchestrator"] = backend.name
+                    backend.execute(self, options, plans, record, outputs, only=list(only),
+                                    start=start, force=force, progress=progress)
+                else:
+                    for step in plans:
+                        if step.status == "skip":
+                            ref = _latest_committed(self.workspace, step.stage)
+                            if ref is not None:
+                                outputs[step.stage] = ref
+                            continue
+                        row = self._run_stage(step, outputs, force, start, progress)
+                        record["stages"].append(row)
+                        record["metrics"].update(row.get("metrics", {}))
+                record["status"] = "succeeded"
+            except BaseException as exc:
+                record["status"] = "failed"
+                record["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                interrupted = not isinstance(exc, Exception)  # Ctrl-C: stop, do not start logging
+                raise
             finally:
-                write_json(self.workspace.runs / f"{record['run_id']}.json", record)
-        return record
+                finished = datetime.now(UTC)
+                record["finished_at"] = finished.isoformat(timespec="seconds")
+                record["seconds"] = round((finished - started).total_seconds(), 3)
+                try:
+                    if not interrupted:
+                        self._track(record)
+                finally:
+                    write_json(self.workspace.runs / f"{record['run_id']}.json", record)
+            return record
 
     def _orchestrator(self) -> tuple[Orchestrator, Any] | None:
         """The profile's orchestrator when it is an outside tool; None runs stages in-process."""
@@ -278,10 +281,11 @@ class Runner:
         missing = [s for s in STAGE_INPUTS[stage] if s not in inputs]
         if missing:
             raise UserError(f"{stage} needs the output of {', '.join(missing)}; run it first")
-        self.workspace.ensure()
-        step = StagePlan(stage, self.profile.stages[stage].backend, "run", "", cls=cls,
-                         options=options)
-        return self._run_stage(step, dict(inputs), force, None, progress)
+        with workspace_lock(self.workspace, "churnctl stage run", log=self.log):
+            self.workspace.ensure()
+            step = StagePlan(stage, self.profile.stages[stage].backend, "run", "", cls=cls,
+                             options=options)
+            return self._run_stage(step, dict(inputs), force, None, progress)
 
     def adopt(self, stage: str, artifact: ArtifactRef, inputs: dict[str, ArtifactRef],
               progress: Any = None) -> dict[str, Any]:

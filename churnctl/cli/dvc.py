@@ -37,6 +37,15 @@ def _setup(profile: str | None, workspace: Any, init_git: bool = False) -> tuple
     return ws, options
 
 
+def _locked(workspace: Any, command: str) -> Any:
+    """The workspace's writer lock: DVC set-up and pull write the workspace (.dvc/, data/), and
+    DVC refuses to work beside a running `dvc repro` instead of waiting for it."""
+    from churnctl.cli.common import workspace_at
+    from churnctl.lock import workspace_lock
+
+    return workspace_lock(workspace_at(workspace), command, log=_log)
+
+
 def _log(message: str) -> None:
     err_console().print(f"  {message}", style="dim", markup=False)
 
@@ -67,7 +76,8 @@ def init_command(
     """
     from churnctl.orchestrators.dvc_orchestrator import configured_remote, git_toplevel
 
-    ws, _ = _setup(profile, workspace, init_git=git)
+    with _locked(workspace, "churnctl dvc init"):
+        ws, _ = _setup(profile, workspace, init_git=git)
     result = {"workspace": str(ws.root), "git": git_toplevel(ws.root) is not None,
               "remote": configured_remote(ws.root)}
     if json_out:
@@ -84,8 +94,9 @@ def push_command(remote: RemoteOption = None, profile: ProfileOption = None,
 
     Example: churnctl dvc push --profile v2
     """
-    ws, _ = _setup(profile, workspace)
-    _dvc(["push", *(["--remote", remote] if remote else [])], ws.root)
+    with _locked(workspace, "churnctl dvc push"):
+        ws, _ = _setup(profile, workspace)
+        _dvc(["push", *(["--remote", remote] if remote else [])], ws.root)
 
 
 @app.command("pull")
@@ -97,8 +108,9 @@ def pull_command(remote: RemoteOption = None, profile: ProfileOption = None,
 
     Example: churnctl dvc pull --profile v2
     """
-    ws, _ = _setup(profile, workspace)
-    _dvc(["pull", *(["--remote", remote] if remote else [])], ws.root)
+    with _locked(workspace, "churnctl dvc pull"):
+        ws, _ = _setup(profile, workspace)
+        _dvc(["pull", *(["--remote", remote] if remote else [])], ws.root)
 
 
 @app.command("status")

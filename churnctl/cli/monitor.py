@@ -102,6 +102,9 @@ def drift(
 
       churnctl monitor drift --current features.parquet --features country,events_30d --fail 0.2
     """
+    from contextlib import nullcontext
+
+    from churnctl.lock import workspace_lock
     from churnctl.monitoring.check import CheckRequest, run_check
     from churnctl.monitoring.drift import Thresholds
     from churnctl.settings import resolve_profile_name
@@ -121,7 +124,16 @@ def drift(
         retrain=retrain if retrain is not None else configured.retrain_on_fail,
     )
     err = err_console()
-    result = run_check(ws, request, log=lambda m: err.print(f"  {m}", style="dim", markup=False))
+
+    def log(message: str) -> None:
+        err.print(f"  {message}", style="dim", markup=False)
+
+    # A check only reads the workspace (its reports go to reports/drift/); one that may retrain
+    # writes it, so it holds the lock from the check through the retraining run.
+    locked = (workspace_lock(ws, "churnctl monitor drift --retrain", log=log) if request.retrain
+              else nullcontext())
+    with locked:
+        result = run_check(ws, request, log=log)
     if json_out:
         print_json(result)
     else:

@@ -55,6 +55,10 @@ PositiveOption = Annotated[
                              "churned (default: inferred from Yes/No, 1/0, ...).",
                              show_default=False)]
 
+NoWaitOption = Annotated[
+    bool, typer.Option("--no-wait", help="Fail at once (exit 2) when another command is writing "
+                                         "this workspace, instead of waiting for it.")]
+
 STATUS_STYLE = {"ran": "green", "cached": "cyan", "failed": "red", "run": "yellow",
                 "skip": "dim", "unavailable": "red"}
 
@@ -131,12 +135,15 @@ def run_command(
     id_column: IdOption = None,
     time: TimeOption = None,
     positive: PositiveOption = None,
+    no_wait: NoWaitOption = False,
     workspace: WorkspaceOption = ".",
     json_out: JsonOption = False,
 ) -> None:
     """Run the pipeline stages (ingest, validate, features, train) of a profile.
 
     Unchanged stages are reused from the cache; a killed run resumes where it stopped.
+    One command writes a workspace at a time: a second run waits for the first (or, with
+    --no-wait, stops with exit code 2 naming it).
     A run that trains also writes an HTML report to reports/<run id>.html (and latest.html).
 
     Examples:
@@ -151,15 +158,18 @@ def run_command(
 
       churnctl run --from train --json
     """
+    from churnctl.lock import workspace_lock
+
     err = err_console()
     progress = StageProgress(err)
     overrides = data_overrides(data, target, id_column, time, positive, workspace) + overrides
     runner = _runner(profile, workspace, overrides, progress.log)
-    try:
-        record = runner.execute(only=only, start=start, force=force, progress=progress)
-    finally:
-        progress.stop()
-    report = _write_report(runner.workspace, record, err)
+    with workspace_lock(runner.workspace, "churnctl run", wait=not no_wait, log=progress.log):
+        try:
+            record = runner.execute(only=only, start=start, force=force, progress=progress)
+        finally:
+            progress.stop()
+        report = _write_report(runner.workspace, record, err)
     if json_out:
         print_json(record)
         return

@@ -56,6 +56,7 @@ def run_stage_command(
       --out /out/model
     """
     from churnctl.errors import ChurnctlError, UserError
+    from churnctl.lock import workspace_lock
     from churnctl.orchestrators import stage_exec
 
     ws = workspace_at(workspace)
@@ -64,37 +65,40 @@ def run_stage_command(
     def log(message: str) -> None:
         err.print(f"  {message}", style="dim", markup=False)
 
-    try:
-        if params_json is not None:
-            try:
-                section = json.loads(params_json)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"--params-json: not JSON ({exc.msg})") from None
-            source = "--params-json"
-        else:
-            path = params if params.is_absolute() else ws.root / params
-            section = stage_exec.read_params(path).get(stage)
-            source = str(path)
-        backend, options = stage_exec.section_binding(section, stage, source)
-        given = {}
-        for item in inputs:
-            name, sep, folder = item.partition("=")
-            if not sep or not name or not folder:
-                raise UserError(f"--input {item!r}: expected NAME=DIR, e.g. "
-                                "--input ingest=data/ingest")
-            given[name] = Path(folder)
-        target = out if out is not None else ws.root / stage_exec.DATA_DIR / stage
-        metrics = ws.root / stage_exec.METRICS_DIR / f"{stage}.json" if out is None else None
-        row = stage_exec.run_stage(ws, stage, backend, options,
-                                   stage_exec.input_paths(stage, ws, given), target, force=force,
-                                   log=log, metrics_file=metrics, source=source)
-    except ChurnctlError as exc:
-        stage_exec.save_row(ws, stage, None, (str(exc).splitlines() or [""])[0], exc.exit_code)
-        raise
-    except Exception as exc:
-        stage_exec.save_row(ws, stage, None, f"{type(exc).__name__}: {exc}", 1)
-        raise
-    stage_exec.save_row(ws, stage, row)
+    # Under `churnctl run --profile v2` this process is a member of the run's lock (its token
+    # is in the environment DVC passes on); run on its own, it takes the lock.
+    with workspace_lock(ws, f"churnctl stage run {stage}", log=log):
+        try:
+            if params_json is not None:
+                try:
+                    section = json.loads(params_json)
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"--params-json: not JSON ({exc.msg})") from None
+                source = "--params-json"
+            else:
+                path = params if params.is_absolute() else ws.root / params
+                section = stage_exec.read_params(path).get(stage)
+                source = str(path)
+            backend, options = stage_exec.section_binding(section, stage, source)
+            given = {}
+            for item in inputs:
+                name, sep, folder = item.partition("=")
+                if not sep or not name or not folder:
+                    raise UserError(f"--input {item!r}: expected NAME=DIR, e.g. "
+                                    "--input ingest=data/ingest")
+                given[name] = Path(folder)
+            target = out if out is not None else ws.root / stage_exec.DATA_DIR / stage
+            metrics = ws.root / stage_exec.METRICS_DIR / f"{stage}.json" if out is None else None
+            row = stage_exec.run_stage(ws, stage, backend, options,
+                                       stage_exec.input_paths(stage, ws, given), target,
+                                       force=force, log=log, metrics_file=metrics, source=source)
+        except ChurnctlError as exc:
+            stage_exec.save_row(ws, stage, None, (str(exc).splitlines() or [""])[0], exc.exit_code)
+            raise
+        except Exception as exc:
+            stage_exec.save_row(ws, stage, None, f"{type(exc).__name__}: {exc}", 1)
+            raise
+        stage_exec.save_row(ws, stage, row)
     if json_out:
         print_json(row)
     else:

@@ -63,12 +63,18 @@ def sync_command(
 
       churnctl tracking sync 20260101-120000 --tracking-uri http://127.0.0.1:5000
     """
+    from churnctl.lock import workspace_lock
     from churnctl.tracking import LOGGED, sync
 
     ws = workspace_at(workspace)
     err = err_console()
-    results = sync(_binding(profile, ws, tracking_uri), ws,
-                   lambda m: err.print(f"  {m}", style="dim", markup=False), run_ids or None)
+
+    def log(message: str) -> None:
+        err.print(f"  {message}", style="dim", markup=False)
+
+    binding = _binding(profile, ws, tracking_uri)
+    with workspace_lock(ws, "churnctl tracking sync", log=log):  # it rewrites run records
+        results = sync(binding, ws, log, run_ids or None)
     if json_out:
         print_json(results)
     elif not results:
