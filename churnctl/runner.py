@@ -1,25 +1,30 @@
 """Plan and execute a profile's pipeline with a build-system cache.
 
-A stage's cache key covers its backend, its options, the content hashes of its inputs and the
-source of the code that runs it. Outputs are committed by renaming a finished temp directory,
-so a run killed at any point leaves only whole artifacts and the next run resumes from them.
+A stage's cache key covers its backend, its options, the content hashes of its inputs and
+external files, and its code version (every module its backend imports, the versions of the
+libraries it uses, the Python version: code_version.py). Outputs are committed by renaming a
+finished, fsynced temp directory, so a run killed at any point leaves only whole artifacts and
+the next run resumes from them; a cache hit is trusted only while every recorded file is
+still there with its recorded size (`verify` re-hashes them).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from churnctl import __version__
+from churnctl.artifacts import ArtifactCorrupt, declared_contents, tree_files
 from churnctl.atomic import atomic_dir, sweep_stale, write_json, write_text
+from churnctl.code_version import backend_code_version, describe_change
 from churnctl.errors import UserError
-from churnctl.hashing import file_sha256, sources_sha256, value_sha256
+from churnctl.hashing import file_sha256, value_sha256
 from churnctl.lock import workspace_lock
 from churnctl.profile import Profile
 from churnctl.registry import backend_class, missing_requirements, require_available
@@ -49,14 +54,24 @@ class StagePlan:
     options: Any = None
 
 
-def code_version(cls: type[Backend]) -> str:
-    modules = (cls.__module__, *cls.code_modules)
-    paths = []
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec and spec.origin:
-            paths.append(Path(spec.origin))
-    return sources_sha256(paths)
+@cache
+def _code_component(cls: type[Backend], workspace: Workspace) -> dict[str, Any]:
+    # Once per process and backend: a run's plan and execution must agree on it, and a module
+    # edited while a run is in flight is picked up by the next run, not halfway through.
+    return backend_code_version(cls, workspace.state / "cache").component()
+
+
+def external_name(path: Path, workspace: Workspace, cls: type[Backend]) -> str:
+    """How an external input is named in the cache key: relative to the workspace, or to the
+    backend's installed package (a script shipped with it), so that a moved project, a clone
+    or another venv keeps its cache; absolute only for files outside both."""
+    if path.is_relative_to(workspace.root):
+        return path.relative_to(workspace.root).as_posix()
+    package = sys.modules[cls.__module__.split(".")[0]]
+    base = Path(package.__file__).parent.parent if package.__file__ else None
+    if base is not None and path.is_relative_to(base):
+        return path.relative_to(base).as_posix()
+    return str(path)
 
 
 def _components(cls: type[Backend], options: Any, inputs: dict[str, ArtifactRef],
@@ -65,15 +80,13 @@ def _components(cls: type[Backend], options: Any, inputs: dict[str, ArtifactRef]
     for path in cls().external_inputs(options, workspace):
         if not path.is_file():
             raise UserError(f"input file {path} not found; check the path in the profile or --set")
-        # Relative inside the workspace, so a moved or copied project keeps its cache.
-        shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path
-        external[str(shown)] = file_sha256(path)
+        external[external_name(path, workspace, cls)] = file_sha256(path)
     return {
         "backend": f"{cls.stage}.{cls.name}",
         "options": options.model_dump(mode="json"),
         "inputs": {name: ref.content_hash for name, ref in sorted(inputs.items())},
         "external": external,
-        "code": code_version(cls),
+        "code": _code_component(cls, workspace),
     }
 
 
@@ -97,28 +110,56 @@ def _explain(stage: str, workspace: Workspace, components: dict[str, Any]) -> st
                     if previous["inputs"].get(k) != components["inputs"][k])
     if inputs:
         reasons.append("input changed: " + ", ".join(inputs))
-    if previous["external"] != components["external"]:
-        reasons.append("input files changed")
+    files = sorted(k for k in set(previous["external"]) | set(components["external"])
+                   if previous["external"].get(k) != components["external"].get(k))
+    if files:
+        reasons.append("input file changed: " + ", ".join(files))
     if previous["code"] != components["code"]:
-        reasons.append("code changed")
+        reasons += describe_change(previous["code"], components["code"])
     return "; ".join(reasons) or "output missing"
 
 
-def _committed(workspace: Workspace, stage: str, key: str) -> ArtifactRef | None:
+def _committed(workspace: Workspace, stage: str, key: str, verify: bool = False,
+               ) -> ArtifactRef | None:
+    """The committed artifact for `key`, or None; raises ArtifactCorrupt when it is damaged.
+
+    Every hit checks that each recorded file exists with its recorded size (one stat each);
+    `verify` also re-hashes their content.
+    """
     path = workspace.artifact_dir(stage, key)
-    return ArtifactRef.load(path) if (path / MANIFEST).exists() else None
+    if not (path / MANIFEST).exists():
+        return None
+    ref = ArtifactRef.load(path)
+    problems = ref.changed_files() if verify else ref.missing_files()
+    if problems:
+        raise ArtifactCorrupt(f"{stage} output {path} is damaged: {', '.join(problems[:3])}")
+    return ref
+
+
+def _usable(workspace: Workspace, stage: str, key: str, verify: bool = False,
+            ) -> tuple[ArtifactRef | None, str]:
+    """(artifact, "") on a sound hit; (None, why it must run) when missing or damaged."""
+    try:
+        return _committed(workspace, stage, key, verify), ""
+    except ArtifactCorrupt as exc:
+        return None, str(exc).split(": ", 1)[-1].join(("output damaged (", ")"))
 
 
 def _latest_committed(workspace: Workspace, stage: str) -> ArtifactRef | None:
     latest = workspace.artifacts / stage / LATEST
-    return _committed(workspace, stage, latest.read_text().strip()) if latest.exists() else None
+    if not latest.exists():
+        return None
+    return _usable(workspace, stage, latest.read_text().strip())[0]
 
 
 class Runner:
-    def __init__(self, profile: Profile, workspace: Workspace, log: Any = print) -> None:
+    def __init__(self, profile: Profile, workspace: Workspace, log: Any = print,
+                 verify: bool = False, promote: bool = False) -> None:
         self.profile = profile
         self.workspace = workspace
         self.log = log
+        self.verify = verify  # re-hash cached artifacts instead of checking sizes only
+        self.promote = promote  # override the promotion gate (`run --promote`)
 
     def selected(self, only: list[str], start: str | None) -> list[str]:
         for name in [*only, *([start] if start else [])]:
@@ -166,7 +207,7 @@ class Runner:
             inputs = {s: upstream[s] for s in STAGE_INPUTS[stage] if upstream.get(s) is not None}
             step.components = _components(cls, options, inputs, self.workspace)
             step.key = value_sha256(step.components)
-            existing = _committed(self.workspace, stage, step.key)
+            existing, damaged = _usable(self.workspace, stage, step.key, self.verify)
             if stage not in chosen:
                 upstream[stage] = existing or _latest_committed(self.workspace, stage)
                 step.status, step.reason = "skip", "not selected"
@@ -175,8 +216,8 @@ class Runner:
                 step.status, step.reason = "cached", "unchanged since last run"
                 upstream[stage] = existing
             else:
-                step.reason = ("forced" if existing
-                               else _explain(stage, self.workspace, step.components))
+                step.reason = ("forced" if existing else damaged
+                               or _explain(stage, self.workspace, step.components))
                 pending.add(stage)
         for step in plans:
             missing_inputs = [s for s in STAGE_INPUTS[step.stage]
@@ -229,8 +270,8 @@ class Runner:
                             if ref is not None:
                                 outputs[step.stage] = ref
                             continue
-                        row = self._run_stage(step, outputs, force, start, progress)
-                        record["stages"].append(row)
+                        row = self._run_stage(step, outputs, force, start, progress,
+                                              record["stages"])
                         record["metrics"].update(row.get("metrics", {}))
                 record["status"] = "succeeded"
             except BaseException as exc:
@@ -301,7 +342,10 @@ class Runner:
         return self._finish_stage(step, artifact, inputs, row, time.perf_counter(), progress)
 
     def _run_stage(self, step: StagePlan, outputs: dict[str, ArtifactRef], force: bool,
-                   start: str | None, progress: Any) -> dict[str, Any]:
+                   start: str | None, progress: Any,
+                   rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Run (or reuse) one stage. Its row goes into `rows` before the work starts, so a stage
+        that fails keeps its row (status failed) in the run record."""
         cls, stage = step.cls, step.stage
         assert cls is not None
         inputs = {s: outputs[s] for s in STAGE_INPUTS[stage] if s in outputs}
@@ -309,29 +353,34 @@ class Runner:
         key = value_sha256(components)
         forced = force or (start is not None
                            and PIPELINE_STAGES.index(stage) >= PIPELINE_STAGES.index(start))
-        artifact = None if forced else _committed(self.workspace, stage, key)
+        artifact = None if forced else _usable(self.workspace, stage, key, self.verify)[0]
         row: dict[str, Any] = {"name": stage, "backend": step.backend, "key": key,
-                               "inputs": components["inputs"], "external": components["external"]}
+                               "inputs": components["inputs"], "external": components["external"],
+                               "status": "running"}
+        if rows is not None:
+            rows.append(row)
         backend = cls()
         began = time.perf_counter()
         if progress is not None:
             progress(stage, step.backend, "cached" if artifact else "running")
         if artifact is None:
             target = self.workspace.artifact_dir(stage, key)
-            sweep_stale(target.parent)  # what a killed earlier run was writing
-            if forced and target.exists():
-                shutil.rmtree(target)
+            sweep_stale(target.parent)  # under the writer lock: what a killed run left
             try:
-                with atomic_dir(target) as tmp:
+                # A forced rerun swaps the new tree in: the old one stays until the new commits.
+                with atomic_dir(target, replace=target.exists()) as tmp:
                     ctx = StageContext(stage, step.options, inputs, tmp, self.workspace, self.log)
                     result = backend.run(ctx)
-                    files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+                    files, sizes = tree_files(tmp)
                     write_json(tmp / MANIFEST, {
                         "stage": stage, "key": key, "components": components, "files": files,
+                        "sizes": sizes, "uri": result.uri,
+                        "contents": declared_contents(tmp, result.contents(), files, stage),
                         "metrics": result.metrics, "summary": result.summary,
                     })
-            except BaseException:
-                row.update(status="failed", seconds=round(time.perf_counter() - began, 3))
+            except BaseException as exc:
+                row.update(status="failed", seconds=round(time.perf_counter() - began, 3),
+                           error=(str(exc).splitlines() or [type(exc).__name__])[0])
                 if progress is not None:
                     progress(stage, step.backend, "failed")
                 raise
@@ -350,7 +399,7 @@ class Runner:
         assert step.cls is not None
         manifest = json.loads((artifact.path / MANIFEST).read_text())
         ctx = StageContext(step.stage, step.options, inputs, artifact.path, self.workspace,
-                           self.log)
+                           self.log, promote=self.promote, tracking=self.profile.tracking)
         published = step.cls().publish(ctx, artifact)
         path = artifact.path.resolve()
         root = self.workspace.root.resolve()

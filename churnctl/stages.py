@@ -1,19 +1,23 @@
 """Stages, the backend base class, and the artifact references stages pass to each other.
 
-Stages exchange references (a directory plus content hashes of its files), never data frames:
+Stages exchange references (artifacts.py: a directory tree, its content hashes and what it
+declares it holds), never data frames:
 that is what lets a pandas stage feed a Spark one, lets runs resume and the cache work.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from churnctl.artifacts import MANIFEST, ArtifactRef, Contents, Table
 from churnctl.workspace import Workspace
+
+__all__ = ["ALL_STAGES", "MANIFEST", "PIPELINE_STAGES", "STAGE_INPUTS", "ArtifactRef", "Backend",
+           "Orchestrator", "StageContext", "StageOutput", "StrictOptions", "Table", "Tracker"]
 
 # The stages `churnctl run` executes, in order, and what each one reads.
 PIPELINE_STAGES: tuple[str, ...] = ("ingest", "validate", "features", "train")
@@ -27,39 +31,11 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
 SERVICE_STAGES: tuple[str, ...] = ("serve", "deploy")
 ALL_STAGES: tuple[str, ...] = PIPELINE_STAGES + SERVICE_STAGES
 
-MANIFEST = "manifest.json"
-
 
 class StrictOptions(BaseModel):
     """Base for backend options: unknown keys are errors, so typos never pass silently."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-@dataclass(frozen=True)
-class ArtifactRef:
-    """A committed, immutable stage output: a directory and the sha256 of each file in it."""
-
-    stage: str
-    key: str
-    path: Path
-    files: dict[str, str]
-
-    def file(self, name: str) -> Path:
-        if name not in self.files:
-            raise KeyError(f"artifact of stage {self.stage!r} has no file {name!r}")
-        return self.path / name
-
-    @property
-    def content_hash(self) -> str:
-        from churnctl.hashing import value_sha256
-
-        return value_sha256(self.files)
-
-    @classmethod
-    def load(cls, path: Path) -> ArtifactRef:
-        manifest = json.loads((path / MANIFEST).read_text())
-        return cls(stage=manifest["stage"], key=manifest["key"], path=path, files=manifest["files"])
 
 
 @dataclass
@@ -72,14 +48,26 @@ class StageContext:
     out_dir: Path
     workspace: Workspace
     log: Any = print  # a callable taking one string: the runner routes it to the console
+    promote: bool = False  # `run --promote`: an explicit override of the promotion gate
+    tracking: Any = None  # the profile's tracking binding: where production is recorded (v2+)
 
 
 @dataclass
 class StageOutput:
-    """What a backend reports besides its files: metrics and a summary for the run record."""
+    """What a backend reports besides its files: metrics and a summary for the run record, and
+    what its output holds (named tables, models, reports, small metadata values), which the
+    next stages ask for by name (`ArtifactRef.table("train")`, `.meta("feature_schema")`)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Table | str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    uri: str | None = None  # set when the data lives outside the artifact directory
+
+    def contents(self) -> Contents:
+        return Contents(self.tables, self.models, self.reports, self.meta, self.uri)
 
 
 class Backend:
@@ -96,7 +84,8 @@ class Backend:
     extra: ClassVar[str | None] = None  # the pip extra that installs what it needs
     modules: ClassVar[tuple[str, ...]] = ()  # importable modules it needs
     binaries: ClassVar[tuple[str, ...]] = ()  # executables it needs on PATH
-    # Extra source files (besides the backend's own module) whose content is its code version.
+    # Modules of the backend's code that it runs without importing them (a script started in
+    # a subprocess). Everything it imports is found from the import graph (code_version.py).
     code_modules: ClassVar[tuple[str, ...]] = ()
 
     def external_inputs(self, options: Any, workspace: Workspace) -> list[Path]:
@@ -152,6 +141,10 @@ class Tracker(Backend):
 
     def finish(self, record: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def pull_production(self, options: Any, workspace: Workspace, log: Any) -> None:
+        """Refresh the local registry's production from the tracker's pointer of record, so
+        the promotion gate compares against the real production (no-op by default)."""
 
     def abort(self) -> None:
         """Best effort after a failure part-way (close the tracker's run as failed)."""

@@ -52,15 +52,16 @@ def test_sigkill_then_rerun_gives_the_same_result(small_run, tmp_path: Path,
     assert list((workspace / ".churnctl" / "artifacts").rglob("*.tmp")) == []
 
 
-def test_sweep_removes_only_dead_writers_leftovers(tmp_path: Path) -> None:
+def test_sweep_removes_every_temp_entry_and_nothing_else(tmp_path: Path) -> None:
+    """Called under the writer lock, every temp entry is a dead writer's, whatever its pid
+    says (a pid means nothing on a volume another host writes)."""
     from churnctl.atomic import sweep_stale
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    dead_pid = int(dead.stdout)
-    (tmp_path / f".abc.pid{dead_pid}.x1.tmp").mkdir()
-    (tmp_path / f".def.pid{dead_pid}.x2.tmp").write_text("half")
-    live = tmp_path / f".ghi.pid{os.getpid()}.x3.tmp"
-    live.mkdir()
+    (tmp_path / ".abc.pid1.x1.tmp").mkdir()
+    (tmp_path / ".def.pid2.x2.tmp").write_text("half")
+    (tmp_path / f".ghi.pid{os.getpid()}.x3.tmp").mkdir()
+    committed = tmp_path / "0123456789abcdef"
+    committed.mkdir()
     removed = sweep_stale(tmp_path)
-    assert len(removed) == 2 and live.exists()
+    assert len(removed) == 3
+    assert [p.name for p in tmp_path.iterdir()] == [committed.name]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from pydantic import Field, field_validator
 
 from churnctl.errors import DataError
 from churnctl.stages import Backend, StageContext, StageOutput, StrictOptions
+
+# What this stage's output holds: the training set, the test set, every user's latest
+# snapshot (what serving and batch scoring read) and the daily activity table.
+FEATURE_TABLES = ("user_daily", "train", "test", "latest")
 
 
 class PandasFeaturesOptions(StrictOptions):
@@ -32,7 +34,6 @@ class PandasFeatures(Backend):
     Options = PandasFeaturesOptions
     extra = "pandas"
     modules = ("pandas", "numpy", "pyarrow")
-    code_modules = ("churnctl.domain.features",)
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pandas as pd
@@ -47,8 +48,8 @@ class PandasFeatures(Backend):
             opts.active_within_days,
             opts.test_fraction,
         )
-        users = pd.read_parquet(ctx.inputs["ingest"].file("users.parquet"))
-        events = pd.read_parquet(ctx.inputs["ingest"].file("events.parquet"))
+        users = pd.read_parquet(ctx.inputs["ingest"].table("users"))
+        events = pd.read_parquet(ctx.inputs["ingest"].table("events"))
         activity = F.daily_activity(users, events)
         try:
             days = F.training_days(activity, config)
@@ -62,19 +63,11 @@ class PandasFeatures(Backend):
         test.to_parquet(ctx.out_dir / "test.parquet", index=False)
         latest.to_parquet(ctx.out_dir / "latest.parquet", index=False)
         numeric, categorical = F.feature_columns(config)
-        (ctx.out_dir / "feature_schema.json").write_text(
-            json.dumps(
-                {
-                    "id": "user_id",
-                    "time": "as_of",
-                    "target": F.LABEL,
-                    "numeric": numeric,
-                    "categorical": categorical,
-                },
-                indent=2,
-            )
-        )
+        schema = {"id": "user_id", "time": "as_of", "target": F.LABEL, "numeric": numeric,
+                  "categorical": categorical}
         return StageOutput(
+            tables={name: f"{name}.parquet" for name in FEATURE_TABLES},
+            meta={"feature_schema": schema},
             metrics={
                 "train_rows": len(train),
                 "test_rows": len(test),

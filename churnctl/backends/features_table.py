@@ -7,11 +7,8 @@ inferred column plan that the trained model carries so new exports are read the 
 
 from __future__ import annotations
 
-import json
-
 from pydantic import Field
 
-from churnctl.atomic import write_json
 from churnctl.stages import Backend, StageContext, StageOutput, StrictOptions
 
 
@@ -27,7 +24,6 @@ class TableFeatures(Backend):
     Options = TableFeaturesOptions
     extra = "sklearn"
     modules = ("pandas", "sklearn")
-    code_modules = ("churnctl.domain.table_split",)
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pandas as pd
@@ -36,8 +32,8 @@ class TableFeatures(Backend):
 
         opts: TableFeaturesOptions = ctx.options
         ingest = ctx.inputs["ingest"]
-        profile = json.loads(ingest.file("table_profile.json").read_text())
-        table = pd.read_parquet(ingest.file("table.parquet"))
+        profile = ingest.meta("table_profile")
+        table = pd.read_parquet(ingest.table("customers"))
         target, id_column, time = profile["target"]["column"], profile["id"], profile["time"]
         if time:
             train, test = time_split(table, time, opts.test_fraction)
@@ -47,14 +43,15 @@ class TableFeatures(Backend):
         test.to_parquet(ctx.out_dir / "test.parquet", index=False)
         latest = latest_rows(table.drop(columns=[target]), id_column, time)
         latest.to_parquet(ctx.out_dir / "latest.parquet", index=False)
-        write_json(ctx.out_dir / "feature_schema.json", {
+        schema = {
             "id": id_column, "time": time, "target": target,
             "numeric": profile["features"]["numeric"],
             "categorical": profile["features"]["categorical"],
             "source": "table", "split": "time" if time else "stratified random",
-        })
-        write_json(ctx.out_dir / "table_plan.json", profile["plan"])
+        }
         return StageOutput(
+            tables={name: f"{name}.parquet" for name in ("train", "test", "latest")},
+            meta={"feature_schema": schema, "table_plan": profile["plan"]},
             metrics={"train_rows": len(train), "test_rows": len(test),
                      "train_churn_rate": round(float(train[target].mean()), 4)},
             summary={"split": "time" if time else "stratified random",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from churnctl.stages import Backend, StageContext, StageOutput, StrictOptions
@@ -21,7 +20,6 @@ class FilesIngest(Backend):
     Options = FilesIngestOptions
     extra = "pandas"
     modules = ("pandas", "pyarrow")
-    code_modules = ("churnctl.domain.tables", "churnctl.domain.schema")
 
     def external_inputs(self, options: FilesIngestOptions, workspace: Workspace) -> list[Path]:
         return [workspace.root / options.users, workspace.root / options.events]
@@ -42,7 +40,6 @@ class FilesIngest(Backend):
                 ctx.log(note)
             frame.to_parquet(ctx.out_dir / f"{table}.parquet", index=False)
             summary[f"{table}_rows"] = len(frame)
-        (ctx.out_dir / "sources.json").write_text(
-            json.dumps({table: str(path) for table, path in sources.items()})
-        )
-        return StageOutput(summary=summary)
+        return StageOutput(summary=summary,
+                           tables={table: f"{table}.parquet" for table in sources},
+                           meta={"sources": {table: str(path) for table, path in sources.items()}})

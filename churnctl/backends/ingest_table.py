@@ -45,8 +45,6 @@ class TableIngest(Backend):
     Options = TableIngestOptions
     extra = "pandas"
     modules = ("pandas", "pyarrow")
-    code_modules = ("churnctl.domain.table_read", "churnctl.domain.table_parse",
-                    "churnctl.domain.table_infer", "churnctl.domain.table_target")
 
     def external_inputs(self, options: TableIngestOptions, workspace: Workspace) -> list[Path]:
         return [workspace.root / options.path]
@@ -100,6 +98,9 @@ class TableIngest(Backend):
         }
         write_json(ctx.out_dir / "table_profile.json", profile)
         return StageOutput(
+            tables={"customers": "table.parquet"},
+            reports={"profile": "table_profile.json"},
+            meta={"table_profile": profile},
             metrics={"table_rows": len(table), "target_rate": rate},
             summary={"features": len(plan.features),
                      "dropped": [c.name for c in plan.columns if c.role == "dropped"]},

@@ -49,9 +49,6 @@ class SklearnTrainer(Backend):
     Options = SklearnTrainerOptions
     extra = "sklearn"
     modules = ("sklearn", "pandas")
-    code_modules = ("churnctl.domain.modeling", "churnctl.domain.metrics",
-                    "churnctl.domain.model", "churnctl.domain.quality",
-                    "churnctl.domain.table_evaluation", "churnctl.domain.table_model")
 
     def run(self, ctx: StageContext) -> StageOutput:
         import numpy as np
@@ -59,7 +56,7 @@ class SklearnTrainer(Backend):
         from threadpoolctl import threadpool_limits
 
         from churnctl.domain.metrics import classification_metrics
-        from churnctl.domain.model import ChurnModel, FeatureSpec
+        from churnctl.domain.model import MODEL_FILE, ChurnModel, FeatureSpec
         from churnctl.domain.modeling import build_estimator
         from churnctl.domain.quality import single_feature_auc
         from churnctl.domain.table_evaluation import (
@@ -73,10 +70,10 @@ class SklearnTrainer(Backend):
 
         opts: SklearnTrainerOptions = ctx.options
         features = ctx.inputs["features"]
-        schema = json.loads(features.file("feature_schema.json").read_text())
+        schema = features.meta("feature_schema")
         numeric, categorical, target = schema["numeric"], schema["categorical"], schema["target"]
-        train = pd.read_parquet(features.file("train.parquet"))
-        test = pd.read_parquet(features.file("test.parquet"))
+        train = pd.read_parquet(features.table("train"))
+        test = pd.read_parquet(features.table("test"))
         for name, frame in (("train", train), ("test", test)):
             if frame[target].nunique() < 2:
                 raise DataError(f"{name} set: column {target} has one class only; "
@@ -97,8 +94,7 @@ class SklearnTrainer(Backend):
             FeatureSpec(n, "categorical",
                         tuple(sorted(map(str, train[n].dropna().unique()))[:1000]))
             for n in categorical]
-        plan = (json.loads(features.file("table_plan.json").read_text())
-                if "table_plan.json" in features.files else None)
+        plan = features.meta("table_plan", None)
         folds = opts.cv_folds if opts.cv_folds is not None else (5 if plan is not None else 0)
         time = schema.get("time") if schema.get("source") == "table" else None
         y_train, y_test = train[target].to_numpy(), test[target].to_numpy()
@@ -141,7 +137,7 @@ class SklearnTrainer(Backend):
             how = "best F1 on out-of-fold predictions of the training set"
         else:
             chosen.threshold, how = 0.5, "default (no cross-validation to choose it)"
-        chosen.save(ctx.out_dir / "model.pkl")
+        chosen.save(ctx.out_dir / MODEL_FILE)
         proba = chosen.predict_proba(test[columns])
         keys = [schema["id"], *([schema["time"]] if schema.get("time") in test else [])]
         predictions = test[keys].copy()
@@ -171,7 +167,10 @@ class SklearnTrainer(Backend):
                 metrics[f"{algorithm}.cv_{opts.primary_metric}"] = \
                     values["mean"][opts.primary_metric]
         return StageOutput(metrics=metrics, summary={"chosen": best,
-                                                     "threshold": chosen.threshold})
+                                                     "threshold": chosen.threshold},
+                           models={"model": MODEL_FILE},
+                           tables={"test_predictions": "test_predictions.parquet"},
+                           reports={"evaluation": "evaluation.json"})
 
     def publish(self, ctx: StageContext, artifact: ArtifactRef) -> dict[str, Any]:
         """Register the model and decide promotion against production on the same test data."""
@@ -180,58 +179,65 @@ class SklearnTrainer(Backend):
         registry = ModelRegistry(ctx.workspace.registry)
         existing = registry.find_by_artifact(artifact.content_hash)
         if existing is None:
+            if ctx.tracking is not None:  # production of record is the tracker's (v2+)
+                from churnctl.tracking import pull_production
+
+                pull_production(ctx.tracking, ctx.workspace, ctx.log)
             existing = self._register(ctx, artifact, registry)
+        elif ctx.promote and existing.status != "production":
+            ctx.log(f"--promote: v{existing.version} replaces production")
+            existing = registry.set_production(existing.version)
         path = _comparison_path(ctx, artifact)
         comparison = json.loads(path.read_text()) if path.exists() else None
         return {"model_version": existing.version, "promoted": existing.status == "production",
                 "decision": existing.decision, "incumbent": comparison}
 
     def _register(self, ctx: StageContext, artifact: ArtifactRef, registry: Any) -> Any:
+        from churnctl.domain.model import ChurnModel
+        from churnctl.promotion import decide
+
+        opts: SklearnTrainerOptions = ctx.options
+        candidate = ChurnModel.load(artifact.model())
+        incumbent = registry.production()
+        production, why_not = None, None
+        if incumbent is not None:
+            production, why_not = self._score_incumbent(ctx, registry, incumbent.version,
+                                                        candidate.target)
+        decision = decide(opts.primary_metric, opts.promotion_margin, candidate.metrics,
+                          production, incumbent.version if incumbent else None,
+                          cannot_compare=why_not, override=ctx.promote)
+        ctx.log(decision.reason)
+        # Kept beside the registry: a cached re-run reports the comparison made at registration.
+        write_json(_comparison_path(ctx, artifact), {
+            "version": decision.production_version, "metric": decision.metric,
+            "margin": decision.margin, "candidate": decision.candidate,
+            "production": decision.production, "promoted": decision.promote,
+            "decision": decision.reason, "compared": decision.compared,
+            "overridden": decision.overridden})
+        return registry.register(artifact.model(), artifact.content_hash,
+                                 candidate.algorithm, candidate.metrics, candidate.schema,
+                                 promote=decision.promote, decision=decision.reason)
+
+    def _score_incumbent(self, ctx: StageContext, registry: Any, version: int, target: str,
+                         ) -> tuple[dict[str, float] | None, str | None]:
+        """Production's metrics on this run's test rows, or why it cannot be scored on them."""
         import pandas as pd
         from threadpoolctl import threadpool_limits
 
-        from churnctl.domain.metrics import better, classification_metrics
-        from churnctl.domain.model import ChurnModel
+        from churnctl.domain.metrics import classification_metrics
 
         opts: SklearnTrainerOptions = ctx.options
-        candidate = ChurnModel.load(artifact.file("model.pkl"))
-        metric = opts.primary_metric
-        incumbent = registry.production()
-        comparison: dict[str, Any] = {"version": None, "metric": metric,
-                                      "margin": opts.promotion_margin,
-                                      "candidate": candidate.metrics, "production": None}
-        if incumbent is None:
-            promote, decision = True, "first model: promoted"
-        else:
-            comparison["version"] = incumbent.version
-            test = pd.read_parquet(ctx.inputs["features"].file("test.parquet"))
-            current = ChurnModel.load(registry.model_path(incumbent.version))
-            try:
-                with threadpool_limits(opts.threads):
-                    proba = current.predict_proba(test)
-                theirs = classification_metrics(test[candidate.target].to_numpy(), proba)
-            except KeyError as exc:
-                # Another table's (or the event data's) model: nothing to compare on.
-                missing = str(exc.args[0] if exc.args else exc).split(": ", 1)[-1].split(", ")
-                promote = True
-                decision = (f"production v{incumbent.version} cannot score this data (it needs "
-                            f"{len(missing)} column(s) this data lacks, e.g. {missing[0]}); "
-                            "promoted")
-            else:
-                comparison["production"] = theirs
-                ours = candidate.metrics
-                promote = better(ours, theirs, metric, opts.promotion_margin)
-                verdict = "promoted" if promote else "kept production"
-                decision = (f"{metric} {ours[metric]:.4f} vs production v{incumbent.version} "
-                            f"{theirs[metric]:.4f} on the same test data (margin "
-                            f"{opts.promotion_margin}): {verdict}")
-        ctx.log(decision)
-        # Kept beside the registry: a cached re-run reports the comparison made at registration.
-        write_json(_comparison_path(ctx, artifact),
-                   {**comparison, "promoted": promote, "decision": decision})
-        return registry.register(artifact.file("model.pkl"), artifact.content_hash,
-                                 candidate.algorithm, candidate.metrics, candidate.schema,
-                                 promote=promote, decision=decision)
+        test = pd.read_parquet(ctx.inputs["features"].table("test"))
+        current = registry.load_model(version)
+        missing = [name for name in current.feature_names if name not in test.columns]
+        if missing:
+            return None, (f"production v{version} needs {len(missing)} column(s) this data "
+                          f"lacks, e.g. {missing[0]}")
+        if target not in test.columns:
+            return None, f"this data has no {target} column to score production on"
+        with threadpool_limits(opts.threads):
+            proba = current.predict_proba(test)
+        return classification_metrics(test[target].to_numpy(), proba), None
 
 
 def _comparison_path(ctx: StageContext, artifact: ArtifactRef) -> Path:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from pathlib import Path
 
 from pydantic import Field, field_validator
 
@@ -50,8 +48,8 @@ class PandasValidator(Backend):
 
         opts: PandasValidatorOptions = ctx.options
         ingest = ctx.inputs["ingest"]
-        users = pd.read_parquet(ingest.file("users.parquet"))
-        events = pd.read_parquet(ingest.file("events.parquet"))
+        users = pd.read_parquet(ingest.table("users"))
+        events = pd.read_parquet(ingest.table("events"))
         results = check_tables(
             users,
             events,
@@ -61,13 +59,7 @@ class PandasValidator(Backend):
         )
         return apply_gate(
             ctx, results, {"users": len(users), "events": len(events)},
-            source=lambda check: _source_name(ingest.path, check.table),
+            source=lambda check: ingest.meta("sources", {}).get(check.table,
+                                                                 f"{check.table} table"),
             fail_on_warning=opts.fail_on_warning,
         )
-
-
-def _source_name(ingest_dir: Path, table: str) -> str:
-    sources = ingest_dir / "sources.json"
-    if sources.exists():
-        return json.loads(sources.read_text()).get(table, table)
-    return f"{table} table"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from pydantic import Field
 
 from churnctl.backends.validation_gate import apply_gate
@@ -23,7 +21,6 @@ class TableValidator(Backend):
     Options = TableValidatorOptions
     extra = "pandas"
     modules = ("pandas",)
-    code_modules = ("churnctl.domain.table_quality", "churnctl.domain.quality")
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pandas as pd
@@ -32,8 +29,8 @@ class TableValidator(Backend):
 
         opts: TableValidatorOptions = ctx.options
         ingest = ctx.inputs["ingest"]
-        profile = json.loads(ingest.file("table_profile.json").read_text())
-        table = pd.read_parquet(ingest.file("table.parquet"))
+        profile = ingest.meta("table_profile")
+        table = pd.read_parquet(ingest.table("customers"))
         results = check_customer_table(table, profile, min_class_rows=opts.min_class_rows,
                                        max_blank_share=opts.max_blank_share)
         return apply_gate(ctx, results, {"customers": len(table)},

@@ -35,6 +35,7 @@ def apply_gate(ctx: StageContext, results: list[Any], rows: dict[str, int],
     for warning in warnings:
         ctx.log(f"warning: {warning}")
     return StageOutput(
+        reports={"validation": "report.json"},
         metrics={"validation_checks_passed": sum(r.passed for r in results),
                  "validation_checks_total": len(results)},
         summary={"warnings": warnings},

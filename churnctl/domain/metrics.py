@@ -20,10 +20,3 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     }
 
 
-def better(
-    candidate: dict[str, float], incumbent: dict[str, float], metric: str, margin: float
-) -> bool:
-    """Whether the candidate beats the incumbent by at least `margin` (brier: lower is better)."""
-    if metric == "brier":
-        return candidate[metric] <= incumbent[metric] - margin
-    return candidate[metric] >= incumbent[metric] + margin

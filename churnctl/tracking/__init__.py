@@ -109,6 +109,21 @@ def track_run(binding: StageBinding, workspace: Workspace, record: dict[str, Any
             **result}
 
 
+def pull_production(binding: StageBinding, workspace: Workspace, log: Any) -> None:
+    """Before the gate: make the local production what the tracker records (best effort: a
+    tracker that cannot be reached leaves the local cache, and the compare-and-set of the
+    alias after the run keeps a stale comparison from replacing a newer champion)."""
+    tracker, options = tracker_for(binding)
+    try:
+        tracker.pull_production(options, workspace, log)
+    except UserError:
+        raise  # a champion whose file does not match its recorded hash: never compare on it
+    except Exception as exc:  # server down: keep going on the cached production
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        log(f"warning: could not read production from {binding.backend} ({reason}); "
+            "comparing against the locally cached production")
+
+
 def unlogged_runs(workspace: Workspace) -> list[dict[str, Any]]:
     """Run records whose tracking is pending, oldest first (the order they must be logged)."""
     from churnctl.runs import list_records

@@ -1,11 +1,20 @@
-"""The MLflow Model Registry as a mirror of churnctl's promotion decision, and the champion
+"""The MLflow Model Registry as the production pointer of record (v2+), and the champion
 lookup serving polls.
 
-The local registry (`.churnctl/registry`) decides, as in v1: a candidate is promoted only
-when it beats production on the same test data by the margin. MLflow gets the outcome as
-aliases: `champion` on the production model, `challenger` on the runner-up (the rejected
-candidate, or the champion a promoted candidate displaced). Versions carry the training
-artifact's content hash as a tag, so logging the same model twice registers it once.
+With tracking on, the `champion` alias is the one production pointer; the local registry
+(`.churnctl/registry`) is a cache of it that every run refreshes:
+
+- before the gate compares, `pull_champion` makes the local production the alias holder
+  (downloading its model into the local registry when this workspace never had it, as in a
+  Kubeflow pod or a teammate's clone), so the candidate is judged against the real production;
+- after the run, `mirror_promotion` moves the alias to a promoted candidate only if the alias
+  still points at the model the candidate was compared with (compare-and-set): a champion
+  that moved in between is never replaced by a model that was not compared with it. The local
+  cache then follows whatever the alias holds.
+
+`challenger` marks the runner-up. Versions carry the training artifact's content hash and the
+model file's sha256 as tags: logging the same model twice registers it once, and a downloaded
+model is checked against the hash recorded when it was registered.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from churnctl.stages import ArtifactRef
 from churnctl.workspace import Workspace
 
 ARTIFACT_TAG = "churnctl.artifact"
+SHA256_TAG = "churnctl.sha256"
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
@@ -69,39 +79,113 @@ def _tags(entry: Any, run_id: str) -> dict[str, str]:
         return {"churnctl.mlflow_run": run_id}
     return {"churnctl.local_version": str(entry.version), "churnctl.status": entry.status,
             "churnctl.algorithm": entry.algorithm, "churnctl.decision": entry.decision[:4000],
-            "churnctl.mlflow_run": run_id}
+            "churnctl.mlflow_run": run_id, SHA256_TAG: entry.sha256}
 
 
 def mirror_promotion(client: Any, name: str, workspace: Workspace, train: ArtifactRef,
                      example: Any, row: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Register the run's model and set the aliases from the local registry's decision."""
+    """Register the run's model; move `champion` to it only when the gate promoted it against
+    the model that still holds the alias. The local production then follows the alias."""
     from churnctl.domain.model_registry import ModelRegistry
 
     registry = ModelRegistry(workspace.registry)
     local = registry.find_by_artifact(train.content_hash)
-    candidate = ensure_version(client, name, train.content_hash, train.file("model.pkl"),
-                               example, _tags(local, run_id))
-    production = registry.production()
-    champion = None
-    if production is not None and production.artifact == train.content_hash:
-        champion = candidate
-    elif production is not None:
-        # Production came from an earlier run (or from v1, before MLflow): mirror it too, so
-        # `models:/<name>@champion` always means what the local registry calls production.
-        champion = ensure_version(client, name, production.artifact,
-                                  registry.model_path(production.version), example,
-                                  _tags(production, run_id))
+    candidate = ensure_version(client, name, train.content_hash, train.model(), example,
+                               _tags(local, run_id))
     previous = alias_holder(client, name, CHAMPION)
+    compared_with = _compared_with(workspace, train)
     aliases: dict[str, int] = {}
+    note = ""
+    champion = previous
+    if local is not None and local.promoted:
+        holder_artifact = previous.tags.get(ARTIFACT_TAG) if previous is not None else None
+        if previous is None or holder_artifact == compared_with or (
+                previous.version == candidate.version):
+            champion = candidate
+        else:
+            note = (f"not promoted in MLflow: @{CHAMPION} moved to v{previous.version} after "
+                    "the comparison; rerun to compare against it")
+    elif previous is None:
+        production = registry.production()
+        if production is not None:  # production from before MLflow (a v1 workspace)
+            champion = ensure_version(client, name, production.artifact,
+                                      registry.model_path(production.version), example,
+                                      _tags(production, run_id))
     if champion is not None:
-        client.set_registered_model_alias(name, CHAMPION, champion.version)
+        if previous is None or previous.version != champion.version:
+            client.set_registered_model_alias(name, CHAMPION, champion.version)
         aliases[CHAMPION] = int(champion.version)
+        _follow(registry, champion)
     runner_up = previous if champion is candidate else candidate
     if runner_up is not None and (champion is None or runner_up.version != champion.version):
         client.set_registered_model_alias(name, CHALLENGER, runner_up.version)
         aliases[CHALLENGER] = int(runner_up.version)
     return {"model_name": name, "model_version": int(candidate.version), "aliases": aliases,
-            "local_version": local.version if local else None}
+            "local_version": local.version if local else None, **({"note": note} if note else {})}
+
+
+def _compared_with(workspace: Workspace, train: ArtifactRef) -> str | None:
+    """The training-artifact hash of the production model the gate compared this one with."""
+    import json
+
+    from churnctl.domain.model_registry import ModelRegistry
+
+    path = workspace.state / "comparisons" / f"{train.content_hash[:16]}.json"
+    if not path.exists():
+        return None
+    version = json.loads(path.read_text()).get("version")
+    if version is None:
+        return None
+    try:
+        return ModelRegistry(workspace.registry).get(int(version)).artifact
+    except UserError:
+        return None
+
+
+def _follow(registry: Any, champion: Any) -> None:
+    """Point the local cache at the alias holder, when this workspace has that model."""
+    artifact = champion.tags.get(ARTIFACT_TAG)
+    local = registry.find_by_artifact(artifact) if artifact else None
+    production = registry.production()
+    if local is not None and (production is None or production.version != local.version):
+        registry.set_production(local.version)
+
+
+def pull_champion(tracking_uri: str, name: str, workspace: Workspace, log: Any) -> Any:
+    """Make the local production the model that holds `champion` (the pointer of record),
+    downloading and registering it locally when this workspace never had it. Returns the
+    local production entry (None when MLflow has no champion yet)."""
+    from mlflow import MlflowClient
+
+    from churnctl.domain.model_registry import ModelRegistry
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    holder = alias_holder(client, name, CHAMPION)
+    registry = ModelRegistry(workspace.registry)
+    if holder is None:
+        return registry.production()
+    artifact = holder.tags.get(ARTIFACT_TAG)
+    local = registry.find_by_artifact(artifact) if artifact else None
+    if local is None:
+        _version, path = champion_version(tracking_uri, name, CHAMPION,
+                                          workspace.state / "cache" / "mlflow-models")
+        expected = holder.tags.get(SHA256_TAG)
+        from churnctl.hashing import file_sha256
+
+        if not expected or file_sha256(path) != expected:
+            raise UserError(f"MLflow model {name} v{holder.version} (@{CHAMPION}) does not match "
+                            f"the sha256 recorded when it was registered; re-register it with "
+                            "`churnctl run --profile v2 --promote`")
+        from churnctl.domain.model import ChurnModel
+
+        model = ChurnModel.load(path, expected_sha256=expected)
+        log(f"production is MLflow {name} v{holder.version} (@{CHAMPION}): copied into the "
+            "local registry")
+        local = registry.register(path, artifact or f"mlflow:{name}:{holder.version}",
+                                  model.algorithm, model.metrics, model.schema, promote=True,
+                                  decision=f"production from MLflow {name} v{holder.version}")
+    _follow(registry, holder)
+    return registry.get(local.version)
 
 
 def champion_version(tracking_uri: str, name: str = "churn", alias: str = CHAMPION,

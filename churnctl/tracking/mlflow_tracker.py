@@ -156,6 +156,18 @@ class MlflowTracker(Tracker):
         self._rows: dict[str, dict[str, Any]] = {}
         self._artifacts: dict[str, ArtifactRef] = {}
 
+    def pull_production(self, options: MlflowTrackerOptions, workspace: Workspace,
+                        log: Any) -> None:
+        if not options.log_model:
+            return  # the registry is not mirrored to MLflow: the local one is of record
+        uri = resolve_tracking_uri(options.tracking_uri, workspace)
+        probe(uri, options.connect_timeout)
+        from churnctl.tracking.mlflow_registry import pull_champion
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
+            pull_champion(uri, options.model_name, workspace, log)
+
     def _experiment_id(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
@@ -194,11 +206,13 @@ class MlflowTracker(Tracker):
         shutil.copy2(artifact.path / "manifest.json", folder / "manifest.json")
         reports = self._bundle / "reports"
         reports.mkdir(exist_ok=True)
-        copies = {"report.json": "validation.json", "evaluation.json": "evaluation.json",
-                  "feature_schema.json": "feature_schema.json"}
-        for source, target in copies.items():
-            if source in artifact.files:
-                shutil.copy2(artifact.file(source), reports / target)
+        for name in artifact.contents.get("reports", {}):
+            source = artifact.report(name)
+            if source is not None and source.suffix == ".json":
+                shutil.copy2(source, reports / f"{name}.json")
+        schema = artifact.meta("feature_schema", None)
+        if schema is not None:
+            (reports / "feature_schema.json").write_text(json.dumps(schema, indent=2))
         leakage = self.workspace.reports / "leakage.json"
         if row["name"] == "train" and leakage.exists():
             shutil.copy2(leakage, reports / "leakage.json")
@@ -215,7 +229,7 @@ class MlflowTracker(Tracker):
         features, train = self._artifacts.get("features"), self._artifacts.get("train")
         with mlflow.start_run(run_id=self.run_id):
             example = _log_datasets(features) if features is not None else None
-            if train is not None and self.options.log_model and "model.pkl" in train.files:
+            if train is not None and self.options.log_model and train.has_model():
                 from churnctl.tracking.mlflow_registry import mirror_promotion
 
                 result.update(mirror_promotion(self.client, self.options.model_name,
@@ -307,12 +321,12 @@ def _log_datasets(features: ArtifactRef) -> Any:
 
     example = None
     for split in ("train", "test"):
-        name = f"{split}.parquet"
-        if name not in features.files:
+        if not features.has_table(split):
             continue
-        path = features.file(name).resolve()
+        path = features.table(split).resolve()
+        digest = features.files.get(path.relative_to(features.path.resolve()).as_posix(), "")
         dataset = MetaDataset(resolve_dataset_source(path.as_uri()), name=f"features-{split}",
-                              digest=features.files[name][:12], schema=_arrow_schema(path))
+                              digest=digest[:12], schema=_arrow_schema(path))
         rows = pq.ParquetFile(path).metadata.num_rows
         mlflow.log_input(dataset, context="training" if split == "train" else "evaluation",
                          tags={"rows": str(rows)})
