@@ -59,6 +59,13 @@ NoWaitOption = Annotated[
     bool, typer.Option("--no-wait", help="Fail at once (exit 2) when another command is writing "
                                          "this workspace, instead of waiting for it.")]
 
+VerifyOption = Annotated[
+    bool, typer.Option("--verify", help="Re-hash every cached artifact before trusting it "
+                                       "(by default its files' presence and sizes are checked).")]
+PromoteOption = Annotated[
+    bool, typer.Option("--promote", help="Make this run's model production even when the "
+                                        "promotion gate keeps the current one (an override).")]
+
 STATUS_STYLE = {"ran": "green", "cached": "cyan", "failed": "red", "run": "yellow",
                 "skip": "dim", "unavailable": "red"}
 
@@ -115,13 +122,15 @@ def data_overrides(data: Path | None, target: str | None, id_column: str | None,
     return overrides
 
 
-def _runner(profile: str | None, workspace: Any, overrides: list[str], log: Any) -> Any:
+def _runner(profile: str | None, workspace: Any, overrides: list[str], log: Any,
+            verify: bool = False, promote: bool = False) -> Any:
     from churnctl.profile import load_profile
     from churnctl.runner import Runner
     from churnctl.settings import resolve_profile_name
 
     ws = workspace_at(workspace)
-    return Runner(load_profile(resolve_profile_name(profile, ws), overrides), ws, log=log)
+    return Runner(load_profile(resolve_profile_name(profile, ws), overrides), ws, log=log,
+                  verify=verify, promote=promote)
 
 
 def run_command(
@@ -136,6 +145,8 @@ def run_command(
     time: TimeOption = None,
     positive: PositiveOption = None,
     no_wait: NoWaitOption = False,
+    verify: VerifyOption = False,
+    promote: PromoteOption = False,
     workspace: WorkspaceOption = ".",
     json_out: JsonOption = False,
 ) -> None:
@@ -157,13 +168,15 @@ def run_command(
       churnctl run --set ingest.backend=files --set ingest.users=u.csv --set ingest.events=e.csv
 
       churnctl run --from train --json
+
+      churnctl run --verify
     """
     from churnctl.lock import workspace_lock
 
     err = err_console()
     progress = StageProgress(err)
     overrides = data_overrides(data, target, id_column, time, positive, workspace) + overrides
-    runner = _runner(profile, workspace, overrides, progress.log)
+    runner = _runner(profile, workspace, overrides, progress.log, verify, promote)
     with workspace_lock(runner.workspace, "churnctl run", wait=not no_wait, log=progress.log):
         try:
             record = runner.execute(only=only, start=start, force=force, progress=progress)

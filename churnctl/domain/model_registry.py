@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from churnctl.atomic import atomic_dir, write_json
+from churnctl.atomic import atomic_dir, sweep_stale, write_json
 from churnctl.errors import UserError
 from churnctl.hashing import file_sha256
 
@@ -162,6 +162,7 @@ class ModelRegistry:
         """Add a version (idempotent per training artifact) and, if `promote`, make it
         production. The version's directory commits whole before the index names it."""
         with self._writing():
+            sweep_stale(self.root)  # under the lock: what a killed registration left
             existing = self.find_by_artifact(artifact)
             if existing is not None:
                 return existing
