@@ -61,13 +61,13 @@ def test_declared_tables_models_and_meta_are_asked_for_by_name(tmp_path: Path) -
     assert ref.model() == root / "top.txt"
     assert ref.meta("feature_schema") == {"id": 1}
     assert ref.meta("table_plan", None) is None
-    with pytest.raises(UserError, match="has no table 'test' .*it has: parts, train"):
+    with pytest.raises(UserError, match=r"has no table 'test' .*it has: parts, train"):
         ref.table("test")
 
 
 def test_a_declared_path_that_was_not_written_is_refused(tmp_path: Path) -> None:
     root = _tree(tmp_path / "a")
-    with pytest.raises(UserError, match="declared table 'train' 'train.parquet' is not in"):
+    with pytest.raises(UserError, match=r"declared table 'train' 'train\.parquet' is not in"):
         _commit(root, Contents(tables={"train": "train.parquet"}))
 
 
