@@ -157,7 +157,7 @@ def test_not_ready_until_a_model_appears_then_survives_a_broken_one(tmp_path: Pa
         registry = ModelRegistry(workspace.registry)
         broken = register_model(workspace, train_demo_model(frame, "logistic", seed=3),
                                 promote=False)
-        registry.model_path(broken.version).write_bytes(b"not a pickle")
+        registry.model_path(broken.version).write_bytes(b"not a model file")
         registry.set_production(broken.version)
         deadline = time.monotonic() + 30
         while 'churn_model_reloads_total{result="error"}' not in client.get("/metrics").text:

@@ -1,20 +1,22 @@
 """The trained model as churnctl stores it: an sklearn estimator plus its feature schema.
 
 Serving, batch scoring and the registry only need this class; how it was trained lives in the
-train backends.
+train backends. On disk it is one skops file (`MODEL_FILE`, see model_file.py): loading it
+never runs code from the file.
 """
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
-from churnctl.atomic import atomic_path
+from churnctl.domain.model_file import ModelFileError, read_model_file, write_model_file
+
+MODEL_FILE = "model.skops"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class FeatureSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"categories": list(self.categories)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        return cls(data["name"], data["kind"], tuple(data.get("categories", ())))
+
 
 @dataclass
 class ChurnModel:
@@ -36,6 +42,7 @@ class ChurnModel:
     target: str = "churn_label"
     metrics: dict[str, float] = field(default_factory=dict)
     threshold: float = 0.5
+    kind: ClassVar[str] = "churn"  # names the class in the model file (see _model_class)
 
     @property
     def feature_names(self) -> list[str]:
@@ -65,14 +72,31 @@ class ChurnModel:
         return self.estimator.predict_proba(self.to_frame(data))[:, 1]
 
     def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp, tmp.open("wb") as handle:
-            pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        """Write the model file atomically: readers see the old file or the new one."""
+        meta = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("estimator", "features")}
+        meta |= {"kind": self.kind, "features": self.schema}
+        write_model_file(path, self.estimator, meta)
 
     @staticmethod
-    def load(path: Path) -> ChurnModel:
-        # Only files this workspace's registry wrote are loaded; never point it at foreign pickles.
-        with path.open("rb") as handle:
-            model = pickle.load(handle)
-        if not isinstance(model, ChurnModel):
-            raise TypeError(f"{path} does not hold a churnctl model")
-        return model
+    def load(path: Path, expected_sha256: str | None = None) -> ChurnModel:
+        """The model in `path` (a ChurnModel or subclass); with `expected_sha256`, the file's
+        hash is checked before anything in it is read."""
+        estimator, meta = read_model_file(path, expected_sha256)
+        try:
+            cls = _model_class(meta.pop("kind"))
+            features = [FeatureSpec.from_dict(spec) for spec in meta.pop("features")]
+            return cls(estimator=estimator, features=features, **meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: unusable model metadata ({exc})") from exc
+
+
+def _model_class(kind: str) -> type[ChurnModel]:
+    # A fixed mapping: the file picks one of these classes, never an arbitrary import.
+    if kind == ChurnModel.kind:
+        return ChurnModel
+    from churnctl.domain.table_model import TableChurnModel  # imports this module
+
+    if kind == TableChurnModel.kind:
+        return TableChurnModel
+    raise ValueError(f"unknown model kind {kind!r}")

@@ -23,7 +23,6 @@ PROBABILITY = "churn_probability"
 
 
 def _production_model(workspace: Workspace) -> tuple[Any, int]:
-    from churnctl.domain.model import ChurnModel
     from churnctl.domain.model_registry import ModelRegistry
     from churnctl.domain.table_model import TableChurnModel
 
@@ -32,7 +31,7 @@ def _production_model(workspace: Workspace) -> tuple[Any, int]:
     if production is None:
         raise UserError(f"no production model in {registry.root}; train one first with "
                         "`churnctl run --data PATH --target COLUMN`")
-    model = ChurnModel.load(registry.model_path(production.version))
+    model = registry.load_model(production.version)  # checked against the recorded sha256
     if not isinstance(model, TableChurnModel) or not model.plan:
         raise UserError(f"production model v{production.version} was trained on the built-in "
                         "event data, not a customer table; train one with `churnctl run --data "

@@ -137,7 +137,7 @@ def score_latest(
     path = features_path or latest_features_path(workspace)
     if path is None:
         raise UserError(f"no features artifact in {workspace.root}; build one with `churnctl run`")
-    model = ChurnModel.load(registry.model_path(entry.version))
+    model = registry.load_model(entry.version)  # checked against the recorded sha256
     id_column = model.id_column
     frame = pd.read_parquet(path)
     if id_column not in frame.columns:

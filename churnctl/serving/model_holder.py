@@ -46,7 +46,8 @@ class Snapshot:
 
 def load_snapshot(registry: ModelRegistry, entry: ModelVersion, max_batch: int) -> Snapshot:
     """Load, compile and verify one registry version (slow: call it off the request path)."""
-    model = ChurnModel.load(registry.model_path(entry.version))
+    # The local registry checks the file against the sha256 it recorded at registration.
+    model = registry.load_model(entry.version)
     return Snapshot(
         entry=entry,
         model=model,

@@ -1,17 +1,20 @@
 """Where the API finds its production model: the local registry (v1) or MLflow's alias (v2).
 
 Both are seen through the local registry's interface (`production()`, `model_path()`,
-`index_path`, `root`), so the hot-reloading holder is the same for either.
+`load_model()`, `index_path`, `root`), so the hot-reloading holder is the same for either.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from churnctl.domain.model_registry import ModelRegistry, ModelVersion
 from churnctl.errors import UserError
 from churnctl.workspace import Workspace
+
+if TYPE_CHECKING:
+    from churnctl.domain.model import ChurnModel
 
 
 class MlflowAliasRegistry:
@@ -27,6 +30,7 @@ class MlflowAliasRegistry:
         self.index_path = workspace.state / "mlflow-alias-has-no-index-file"
         self.cache_dir = workspace.state / "mlflow-models"
         self._versions: dict[int, tuple[ModelVersion, Path]] = {}
+        self._fresh: tuple[int, ChurnModel] | None = None  # read by production(), not yet used
 
     def production(self) -> ModelVersion | None:
         from churnctl.tracking.mlflow_registry import champion_version
@@ -39,17 +43,28 @@ class MlflowAliasRegistry:
         except Exception as exc:  # mlflow raises its own types for an unreachable server
             raise OSError(f"MLflow at {self.tracking_uri}: {exc}") from exc
         if version not in self._versions:
-            self._versions[version] = (self._describe(version, path), path)
+            from churnctl.domain.model import ChurnModel
+
+            model = ChurnModel.load(path)
+            self._versions[version] = (self._describe(version, model), path)
+            self._fresh = (version, model)
         return self._versions[version][0]
 
     def model_path(self, version: int) -> Path:
         return self._versions[version][1]
 
-    @staticmethod
-    def _describe(version: int, path: Path) -> ModelVersion:
+    def load_model(self, version: int) -> ChurnModel:
+        """The model of `version`: the one `production()` just read to describe it (a skops
+        load of a large model takes ~0.1 s), else read again."""
         from churnctl.domain.model import ChurnModel
 
-        model = ChurnModel.load(path)
+        fresh, self._fresh = self._fresh, None
+        if fresh is not None and fresh[0] == version:
+            return fresh[1]
+        return ChurnModel.load(self.model_path(version))
+
+    @staticmethod
+    def _describe(version: int, model: ChurnModel) -> ModelVersion:
         return ModelVersion(version=version, artifact="", algorithm=model.algorithm,
                             metrics=dict(model.metrics), created_at="", status="production",
                             decision="holds the MLflow alias", feature_schema=model.schema)

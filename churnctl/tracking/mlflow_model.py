@@ -1,15 +1,18 @@
 """The churnctl model as an MLflow pyfunc: `mlflow.pyfunc.load_model("models:/churn@champion")`
 returns churn probabilities for a frame of feature columns.
 
-The pyfunc wraps the same pickled `ChurnModel` the local registry holds (feature specs,
-dtypes, threshold travel with it), stored as the model's artifact `model.pkl`; serving can
-therefore use either the pyfunc or that file. Loading needs churnctl installed.
+The pyfunc wraps the same model file the local registry holds (a skops archive: feature specs,
+dtypes, threshold travel with it; loading it runs no code from the file), stored as the
+model's artifact `model.skops`; serving can therefore use either the pyfunc or that file.
+Loading needs churnctl installed.
 
 Imports mlflow at module level: import this module only when logging or loading a model.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-MODEL_ARTIFACT = "model.pkl"  # the key in the pyfunc's artifacts, and the file name inside it
+from churnctl.domain.model import MODEL_FILE
+
+MODEL_ARTIFACT = MODEL_FILE  # the key in the pyfunc's artifacts, and the file name inside it
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
@@ -38,7 +43,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
 def _requirements() -> list[str]:
     # Given explicitly: MLflow's own inference runs the model in a subprocess (seconds per run).
     pins = []
-    for dist in ("churnctl", "mlflow", "scikit-learn", "pandas", "numpy", "pyarrow"):
+    for dist in ("churnctl", "mlflow", "scikit-learn", "skops", "pandas", "numpy", "pyarrow"):
         try:
             pins.append(f"{dist}=={version(dist)}")
         except PackageNotFoundError:
@@ -62,12 +67,17 @@ def log_churn_model(model_file: Path, example: Any) -> Any:
     signature = None
     if inputs is not None:
         signature = infer_signature(inputs, model.predict_proba(inputs))
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(Path(__file__).with_name("mlflow_model_code.py")),
-        artifacts={MODEL_ARTIFACT: str(model_file)},
-        signature=signature,
-        input_example=inputs,
-        pip_requirements=_requirements(),
-        metadata={"algorithm": model.algorithm, "threshold": model.threshold},
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        # MLflow keeps an artifact's file name, and readers look for MODEL_ARTIFACT inside the
+        # logged model (mlflow_registry.champion_version), whatever the source file is called.
+        artifact = Path(tmp) / MODEL_ARTIFACT
+        shutil.copyfile(model_file, artifact)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("mlflow_model_code.py")),
+            artifacts={MODEL_ARTIFACT: str(artifact)},
+            signature=signature,
+            input_example=inputs,
+            pip_requirements=_requirements(),
+            metadata={"algorithm": model.algorithm, "threshold": model.threshold},
+        )
