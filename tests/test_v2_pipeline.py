@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from churnctl.cli.main import app as cli_app
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.hashing import file_sha256
-from churnctl.orchestrators.dvc_pipeline import code_files
 from churnctl.registry import backend_class
 from churnctl.workspace import Workspace
 from tests.conftest import SMALL
@@ -92,13 +91,18 @@ def test_first_run_drives_dvc_and_records_every_stage(v2_run) -> None:
 
 
 def test_deps_are_the_code_and_params_the_cache_key_covers(v2_run) -> None:
+    from churnctl.code_version import backend_code_version
+
     root, _ = v2_run
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    train_code = {str(p.resolve()) for p in code_files(backend_class("train", "sklearn"))}
-    assert train_code <= set(pipeline["train"]["deps"])
-    assert "data/features" in pipeline["train"]["deps"]
-    assert any(dep.endswith("generate_data.sh") for dep in pipeline["ingest"]["deps"])
-    assert not any("features_pandas" in dep for dep in pipeline["train"]["deps"])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert pipeline["train"]["deps"] == ["data/features"]
+    # The code is covered as a param (the runner's code version), never by file paths.
+    train = backend_code_version(backend_class("train", "sklearn"),
+                                 Workspace(root).state / "cache")
+    assert params["train"]["code_version"] == train.digest
+    assert params["train"]["libraries"]["scikit-learn"] == train.distributions["scikit-learn"]
+    assert list(params["ingest"]["input_files"]) == ["churnctl/backends/scripts/generate_data.sh"]
 
 
 def test_mlflow_run_has_params_metrics_reports_and_registered_model(v2_run) -> None:

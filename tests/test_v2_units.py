@@ -44,11 +44,12 @@ def _closed_port() -> int:
 def test_params_and_pipeline_follow_the_profile(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     plans = Runner(load_profile("v2", SMALL[1::2]), ws).plan()
-    params = dvc_pipeline.params_for(plans)
+    params = dvc_pipeline.params_for(plans, ws)
     assert params["ingest"]["users"] == 400 and params["train"]["backend"] == "sklearn"
     assert params["features"]["windows"] == [7, 14, 30]  # defaults are written out too
     stages = dvc_pipeline.pipeline_for(plans, ws)["stages"]
-    assert stages["features"]["deps"][:2] == ["data/ingest", "data/validate"]
+    assert stages["features"]["deps"] == ["data/ingest", "data/validate"]
+    assert "deps" not in stages["ingest"]  # its code and script are params, not paths
     assert stages["train"]["metrics"] == [{"metrics/train.json": {"cache": False}}]
     text = dvc_pipeline.dump(params, "v2")
     assert text.startswith("# Written by churnctl from profile v2")
@@ -56,6 +57,99 @@ def test_params_and_pipeline_follow_the_profile(tmp_path: Path) -> None:
     mtime = (tmp_path / "params.yaml").stat().st_mtime_ns
     assert dvc_pipeline.write_if_changed(tmp_path / "params.yaml", text) is False
     assert (tmp_path / "params.yaml").stat().st_mtime_ns == mtime
+
+
+def test_params_carry_the_code_version_and_outside_files_by_portable_name(
+        tmp_path: Path) -> None:
+    """The code version is the runner's (one function), as a digest and readable libraries;
+    the generator script inside the installed package is a hash under its package path."""
+    from churnctl.backends.ingest_shell import SCRIPT
+    from churnctl.code_version import backend_code_version
+
+    ws = Workspace(tmp_path)
+    plans = Runner(load_profile("v2", SMALL[1::2]), ws).plan()
+    params = dvc_pipeline.params_for(plans, ws)
+    for step in plans:
+        version = backend_code_version(step.cls, ws.state / "cache")
+        assert params[step.stage]["code_version"] == version.digest
+        assert params[step.stage]["libraries"] == {"python": version.python,
+                                                   **version.distributions}
+    assert params["ingest"]["input_files"] == {
+        "churnctl/backends/scripts/generate_data.sh": file_sha256(SCRIPT)}
+    assert "input_files" not in params["train"]
+    text = dvc_pipeline.dump(params, "v2") + dvc_pipeline.dump(
+        dvc_pipeline.pipeline_for(plans, ws), "v2")
+    assert str(tmp_path) not in text and str(SCRIPT.parent.parent.parent) not in text
+
+
+def test_input_files_inside_the_workspace_are_deps_outside_are_hashed(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "users.csv").write_text("user_id\n1\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "events.csv").write_text("user_id,event\n1,login\n")
+    absolute = tmp_path / "shared" / "abs-events.csv"
+    absolute.write_text("user_id,event\n")
+    ws = Workspace(root)
+    for events, name in (("../shared/events.csv", "../shared/events.csv"),
+                         (str(absolute), str(absolute))):
+        profile = load_profile("v2", ["ingest.backend=files", "ingest.users=users.csv",
+                                      f"ingest.events={events}"])
+        step = Runner(profile, ws).plan(only=["ingest"])[0]
+        deps, outside = dvc_pipeline.external_files(step, ws)
+        assert deps == ["users.csv"]
+        assert outside == {name: file_sha256(root / events)}
+
+
+def test_stage_command_ignores_the_reserved_params_keys() -> None:
+    from churnctl.orchestrators.stage_exec import section_binding
+
+    section = {"backend": "pandas", "max_future_days": 1, "code_version": "ab" * 32,
+               "libraries": {"python": "3.11.7", "pandas": "2.2.3"},
+               "input_files": {"churnctl/backends/scripts/generate_data.sh": "cd" * 32}}
+    assert section_binding(section, "validate", "params.yaml") == (
+        "pandas", {"max_future_days": 1})
+
+
+def test_export_copies_a_nested_artifact_whole(tmp_path: Path) -> None:
+    """An MLflow model folder, a Spark part-directory: every file under the artifact, by its
+    relative path, hard-linked where the filesystem allows."""
+    from churnctl.artifacts import MANIFEST, ArtifactRef, tree_files
+    from churnctl.orchestrators.stage_exec import export
+
+    source = tmp_path / "artifact"
+    (source / "model" / "code" / "deep").mkdir(parents=True)
+    (source / "table.parquet" / "part=1").mkdir(parents=True)
+    (source / "report.json").write_text("{}")
+    (source / "model" / "MLmodel").write_text("flavors: {}\n")
+    (source / "model" / "code" / "deep" / "x.py").write_text("x = 1\n")
+    (source / "table.parquet" / "part=1" / "part-0000.parquet").write_bytes(b"PAR1")
+    files, _ = tree_files(source)
+    (source / MANIFEST).write_text(json.dumps({"stage": "train", "key": "k", "files": files}))
+    artifact = ArtifactRef("train", "k", source, files)
+    out = tmp_path / "exported" / "train"
+    out.mkdir(parents=True)
+    (out / "stale.txt").write_text("from the previous run")
+    export(artifact, out)
+    assert tree_files(out)[0] == files
+    assert (out / MANIFEST).read_text() == (source / MANIFEST).read_text()
+    assert not (out / "stale.txt").exists()
+    nested = out / "model" / "code" / "deep" / "x.py"
+    assert nested.stat().st_ino == (source / "model" / "code" / "deep" / "x.py").stat().st_ino
+    assert not list(out.parent.glob(".train.*"))  # no temp directory left behind
+
+
+def test_export_refuses_a_manifest_naming_files_outside_the_artifact(tmp_path: Path) -> None:
+    from churnctl.artifacts import ArtifactRef
+    from churnctl.errors import UserError
+    from churnctl.orchestrators.stage_exec import export
+
+    (tmp_path / "artifact").mkdir()
+    (tmp_path / "secret").write_text("not part of it")
+    artifact = ArtifactRef("train", "k", tmp_path / "artifact", {"../secret": "0" * 64})
+    with pytest.raises(UserError, match="outside the artifact"):
+        export(artifact, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_stage_command_runs_a_kubeflow_style_step(finished_workspace: Path,

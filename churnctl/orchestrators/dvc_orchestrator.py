@@ -49,7 +49,8 @@ class DvcOrchestrator(Orchestrator):
         ensure_project(workspace, options, runner.log)
         name = runner.profile.name
         pipeline.write_if_changed(root / stage_exec.PARAMS_FILE,
-                                  pipeline.dump(pipeline.params_for(plans), name))
+                                  pipeline.dump(pipeline.params_for(plans, workspace), name,
+                                                pipeline.PARAMS_NOTE))
         pipeline.write_if_changed(root / "dvc.yaml",
                                   pipeline.dump(pipeline.pipeline_for(plans, workspace), name))
         args = ["repro"]

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,6 +29,12 @@ DATA_DIR = "data"
 METRICS_DIR = "metrics"
 ROWS_DIR = "stage-rows"  # under .churnctl/: each stage's row for the parent `churnctl run`
 RUN_ID_ENV = "CHURNCTL_RUN_ID"
+# Keys of a params.yaml section that are no options: what else the stage's output depends on
+# (dvc_pipeline.py writes them so that DVC sees it); `stage run` leaves them out.
+CODE_VERSION_KEY = "code_version"
+LIBRARIES_KEY = "libraries"
+INPUT_FILES_KEY = "input_files"
+RESERVED_KEYS = (CODE_VERSION_KEY, LIBRARIES_KEY, INPUT_FILES_KEY)
 
 
 def read_params(path: Path) -> dict[str, Any]:
@@ -43,11 +49,13 @@ def read_params(path: Path) -> dict[str, Any]:
 
 
 def section_binding(section: Any, stage: str, source: str) -> tuple[str, dict[str, Any]]:
-    """(backend, options) from one params section: `{backend: NAME, option: value, ...}`."""
+    """(backend, options) from one params section: `{backend: NAME, option: value, ...}`;
+    the reserved keys (code version, input file hashes) are for DVC, not options."""
     if not isinstance(section, dict) or not section.get("backend"):
         raise UserError(f"{source}: {stage}: expected a mapping with `backend:` and the "
                         "stage's options")
-    return str(section["backend"]), {k: v for k, v in section.items() if k != "backend"}
+    return str(section["backend"]), {k: v for k, v in section.items()
+                                     if k != "backend" and k not in RESERVED_KEYS}
 
 
 def input_paths(stage: str, workspace: Workspace, given: dict[str, Path]) -> dict[str, Path]:
@@ -69,19 +77,29 @@ def load_input(name: str, path: Path) -> ArtifactRef:
 def export(artifact: ArtifactRef, out: Path) -> None:
     """Copy an artifact to `out` (hard links where possible: artifacts are immutable).
 
-    Built in a temp directory beside `out` and renamed into place; an orchestrator deletes
-    its old output before running the step, so readers never see a half-written one.
+    The whole tree: `artifact.files` names every file by its relative POSIX path, nested
+    directories included. Built in a temp directory beside `out` and renamed into place; an
+    orchestrator deletes its old output before running the step, so readers never see a
+    half-written one.
     """
     if out.exists() and out.resolve() == artifact.path.resolve():
         return
+    names = [*artifact.files, MANIFEST]
+    for name in names:
+        parts = PurePosixPath(name).parts
+        if not parts or PurePosixPath(name).is_absolute() or ".." in parts:
+            raise UserError(f"{artifact.path / MANIFEST}: file {name!r} is outside the "
+                            "artifact; the manifest is damaged, run the stage again")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        for name in [*artifact.files, MANIFEST]:
+        for name in names:
+            source, target = artifact.path / name, tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(artifact.path / name, tmp / name)
+                os.link(source, target)
             except OSError:  # another filesystem, or links not allowed
-                shutil.copy2(artifact.path / name, tmp / name)
+                shutil.copy2(source, target)
         if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
         elif out.exists() or out.is_symlink():
