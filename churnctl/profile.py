@@ -143,6 +143,9 @@ def _option_value(item: str, text: str, annotation: Any | None) -> Any:
     rejects; so the raw text wins whenever the option's type accepts it as a string.
     """
     adapter = _adapter(annotation)
+    stripped = text.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":
+        adapter = None  # quoted on purpose (`--set 'ingest.path="a b.csv"'`): YAML unquotes it
     if adapter is not None:
         if text.strip() in ("null", "Null", "NULL", "~") and _accepts(adapter, None):
             return None

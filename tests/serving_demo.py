@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from churnctl.atomic import write_json
-from churnctl.domain.model import ChurnModel, FeatureSpec
+from churnctl.domain.model import MODEL_FILE, ChurnModel, FeatureSpec
 from churnctl.domain.model_registry import ModelRegistry, ModelVersion
 from churnctl.hashing import file_sha256
 from churnctl.stages import MANIFEST
@@ -123,7 +123,7 @@ def train_demo_model(frame: pd.DataFrame, algorithm: Algorithm = "logistic",
 def register_model(workspace: Workspace, model: ChurnModel, promote: bool = True) -> ModelVersion:
     """Add `model` to the workspace registry (production when `promote`)."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.pkl"
+        path = Path(tmp) / MODEL_FILE
         model.save(path)
         artifact = file_sha256(path)
         return ModelRegistry(workspace.ensure().registry).register(
@@ -139,7 +139,8 @@ def write_features_artifact(workspace: Workspace, frame: pd.DataFrame) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     body.to_parquet(out / "latest.parquet", index=False)
     files = {"latest.parquet": file_sha256(out / "latest.parquet")}
-    write_json(out / MANIFEST, {"stage": "features", "key": key, "files": files})
+    write_json(out / MANIFEST, {"stage": "features", "key": key, "files": files,
+                                "contents": {"tables": {"latest": {"path": "latest.parquet"}}}})
     run_id = f"demo-{key[:12]}"
     row = {"name": "features", "status": "ran", "artifact": str(out.relative_to(workspace.root))}
     write_json(workspace.runs / f"{run_id}.json", {"run_id": run_id, "stages": [row]})

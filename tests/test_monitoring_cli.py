@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from churnctl.artifacts import ArtifactRef
 from churnctl.cli.main import app as cli_app
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.monitoring import gauges
@@ -47,8 +48,8 @@ def test_data_from_the_same_process_passes(finished_workspace: Path, datasets) -
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["status"] in ("ok", "warn") and report["failing"] == []
-    schema = json.loads((finished_workspace / report["reference"]["artifact"]
-                         / "feature_schema.json").read_text())
+    schema = ArtifactRef.load(finished_workspace / report["reference"]["artifact"]
+                              ).meta("feature_schema")
     # Every model feature is checked, by name, and each exists on both sides.
     assert [f["name"] for f in report["features"]] == schema["numeric"] + schema["categorical"]
     assert report["reference"]["why"] == "trained production model v1"
@@ -131,7 +132,7 @@ def test_a_feature_missing_from_the_current_table_is_an_error(finished_workspace
 
     features = latest_artifact(Workspace(finished_workspace), "features")
     assert features is not None
-    table = pd.read_parquet(features.file("latest.parquet")).drop(columns=["country"])
+    table = pd.read_parquet(features.table("latest")).drop(columns=["country"])
     table.to_csv(tmp_path / "today.csv", index=False)  # a features export as CSV
     result = drift(finished_workspace, "--current", str(tmp_path / "today.csv"))
     assert result.exit_code == 2
@@ -193,7 +194,7 @@ def test_retrain_needs_raw_data(finished_workspace: Path, tmp_path: Path) -> Non
 
     features = latest_artifact(Workspace(finished_workspace), "features")
     assert features is not None
-    result = drift(finished_workspace, "--current", str(features.file("latest.parquet")),
+    result = drift(finished_workspace, "--current", str(features.table("latest")),
                    "--retrain")
     assert result.exit_code == 2 and "--retrain needs raw data" in result.stderr
 

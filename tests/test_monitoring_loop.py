@@ -121,8 +121,8 @@ def features_row(workspace: Path) -> dict[str, Any]:
 
     artifact = latest_artifact(Workspace(workspace), "features")
     assert artifact is not None
-    schema = json.loads(artifact.file("feature_schema.json").read_text())
-    row = pd.read_parquet(artifact.file("latest.parquet")).iloc[0]
+    schema = artifact.meta("feature_schema")
+    row = pd.read_parquet(artifact.table("latest")).iloc[0]
     values: dict[str, Any] = {n: float(row[n]) for n in schema["numeric"]}
     values.update({c: str(row[c]) for c in schema["categorical"]})
     return values

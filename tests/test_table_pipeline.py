@@ -44,7 +44,7 @@ def test_run_uses_table_backends_and_reaches_good_auc(telecom_run) -> None:
     assert record["report"]["html"] == f"reports/{record['run_id']}.html"
     assert (root / "reports" / f"{record['run_id']}.html").is_file()
     assert (root / "reports" / "latest.html").is_file()
-    evaluation = json.loads(_artifact(root, record, "train").file("evaluation.json").read_text())
+    evaluation = json.loads(_artifact(root, record, "train").report("evaluation").read_text())
     assert evaluation["selection"] == "cross-validation"
     assert set(evaluation["cv"]) == {"logistic_regression", "hist_gradient_boosting"}
     assert "best F1" in evaluation["threshold"]["how"]
@@ -53,16 +53,16 @@ def test_run_uses_table_backends_and_reaches_good_auc(telecom_run) -> None:
 def test_artifacts_keep_the_training_set_contract(telecom_run) -> None:
     root, record = telecom_run
     features = _artifact(root, record, "features")
-    schema = json.loads(features.file("feature_schema.json").read_text())
+    schema = features.meta("feature_schema")
     assert schema["id"] == "customerID" and schema["target"] == "Churn"
     assert "TotalCharges" in schema["numeric"] and "Contract" in schema["categorical"]
     assert "customerID" not in schema["numeric"] + schema["categorical"]
-    train = pd.read_parquet(features.file("train.parquet"))
-    test = pd.read_parquet(features.file("test.parquet"))
-    latest = pd.read_parquet(features.file("latest.parquet"))
+    train = pd.read_parquet(features.table("train"))
+    test = pd.read_parquet(features.table("test"))
+    latest = pd.read_parquet(features.table("latest"))
     assert len(train) + len(test) == len(latest) == 1500 and "Churn" not in latest
     assert abs(train["Churn"].mean() - test["Churn"].mean()) < 0.02  # stratified
-    predictions = pd.read_parquet(_artifact(root, record, "train").file("test_predictions.parquet"))
+    predictions = pd.read_parquet(_artifact(root, record, "train").table("test_predictions"))
     assert list(predictions.columns) == ["customerID", "y_true", "proba"]
     assert len(predictions) == len(test)
 
@@ -109,7 +109,7 @@ def test_serving_and_batch_scoring_work_on_the_table_model(telecom_run) -> None:
     assert kinds["Contract"]["kind"] == "categorical"
     assert set(kinds["Contract"]["categories"]) == {"Month-to-month", "One year", "Two year"}
     assert kinds["Partner"]["kind"] == "numeric"  # Yes/No read as a boolean
-    latest = pd.read_parquet(_artifact(root, record, "features").file("latest.parquet"))
+    latest = pd.read_parquet(_artifact(root, record, "features").table("latest"))
     scorer = compile_scorer(model)
     expected = model.predict_proba(latest.head(50))
     assert np.allclose(scorer.score_frame(latest.head(50)), expected)
@@ -166,11 +166,11 @@ def test_split_by_time(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     features = _artifact(tmp_path, record, "features")
-    schema = json.loads(features.file("feature_schema.json").read_text())
+    schema = features.meta("feature_schema")
     assert schema["time"] == "snapshot" and schema["split"] == "time"
     assert "snapshot" not in schema["numeric"] + schema["categorical"]
-    train = pd.read_parquet(features.file("train.parquet"))
-    test = pd.read_parquet(features.file("test.parquet"))
+    train = pd.read_parquet(features.table("train"))
+    test = pd.read_parquet(features.table("test"))
     assert train["snapshot"].max() < test["snapshot"].min()
 
 
@@ -195,7 +195,7 @@ def test_serving_requests_and_batch_scoring_use_the_inferred_schema(telecom_run,
     root, record = telecom_run
     production = ModelRegistry(Workspace(root).registry).production()
     models = build_request_models(production.feature_schema, max_batch=10)
-    latest = pd.read_parquet(_artifact(root, record, "features").file("latest.parquet"))
+    latest = pd.read_parquet(_artifact(root, record, "features").table("latest"))
     row = latest.dropna().iloc[0].drop(labels=["customerID"]).to_dict()
     request = {name: (float(value) if isinstance(value, int | float | np.number) else value)
                for name, value in row.items()}

@@ -35,8 +35,8 @@ def _default_run(root: Path, data: Path, target: str) -> dict:
 def _split_ids(root: Path, record: dict, id_column: str) -> tuple[set, set]:
     row = next(r for r in record["stages"] if r["name"] == "features")
     features = ArtifactRef.load(root / row["artifact"])
-    train = pd.read_parquet(features.file("train.parquet"), columns=[id_column])
-    test = pd.read_parquet(features.file("test.parquet"), columns=[id_column])
+    train = pd.read_parquet(features.table("train"), columns=[id_column])
+    test = pd.read_parquet(features.table("test"), columns=[id_column])
     return set(train[id_column].astype(str)), set(test[id_column].astype(str))
 
 

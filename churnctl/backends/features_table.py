@@ -1,7 +1,7 @@
 """Split an ingested customer table into the training-set contract the train stage reads.
 
 Writes `train.parquet`, `test.parquet`, `latest.parquet` (every customer, no target: what
-batch scoring and serving look up by id), `feature_schema.json`, and `table_plan.json`, the
+batch scoring and serving look up by id), and the `feature_schema` and `table_plan` metadata, the
 inferred column plan that the trained model carries so new exports are read the same way.
 """
 

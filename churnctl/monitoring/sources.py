@@ -8,13 +8,13 @@ table given directly.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from churnctl.artifacts import MANIFEST, ArtifactRef
 from churnctl.errors import DataError, UserError
 from churnctl.workspace import Workspace
 
@@ -37,7 +37,7 @@ class Reference:
         return [*self.schema["numeric"], *self.schema["categorical"]]
 
     def frame(self) -> pd.DataFrame:
-        return pd.read_parquet(self.artifact / f"{self.split}.parquet")
+        return pd.read_parquet(ArtifactRef.load(self.artifact).table(self.split))
 
 
 @dataclass
@@ -96,15 +96,15 @@ def resolve_reference(workspace: Workspace, run: str | None, split: str) -> Refe
         raise UserError(f"run {record['run_id']} has no features output; pick another with "
                         "--reference (see `churnctl runs list`)")
     artifact = workspace.root / row["artifact"]
-    schema_path = artifact / "feature_schema.json"
-    if not schema_path.is_file():
+    if not (artifact / MANIFEST).is_file() or ArtifactRef.load(artifact).missing_files():
         raise UserError(f"features of run {record['run_id']} are gone from {artifact}; "
                         f"re-run `churnctl run` or pick another run with --reference")
-    if not (artifact / f"{split}.parquet").is_file():
-        have = sorted(s for s in REFERENCE_SETS if (artifact / f"{s}.parquet").is_file())
-        raise UserError(f"features of run {record['run_id']} have no {split}.parquet; use "
+    ref = ArtifactRef.load(artifact)
+    if not ref.has_table(split):
+        have = sorted(s for s in REFERENCE_SETS if ref.has_table(s))
+        raise UserError(f"features of run {record['run_id']} have no {split} table; use "
                         f"--reference-set {' or '.join(have) or '(none found)'}")
-    schema = json.loads(schema_path.read_text())
+    schema = ref.meta("feature_schema")
     options = record.get("parameters", {}).get("features", {})
     return Reference(record["run_id"], artifact, split, why, schema, options)
 

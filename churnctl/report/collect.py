@@ -7,7 +7,6 @@ page shows is exactly what scripts read from the record.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from churnctl.errors import UserError
@@ -30,10 +29,12 @@ def _artifact(workspace: Workspace, record: dict[str, Any], stage: str) -> Artif
     return None if stage == "train" else latest_artifact(workspace, stage)
 
 
-def _json(ref: ArtifactRef | None, name: str) -> dict[str, Any] | None:
-    if ref is None or name not in ref.files:
+def _json(ref: ArtifactRef | None, report: str) -> dict[str, Any] | None:
+    """A JSON report the stage declared (by name), or None."""
+    path = ref.report(report) if ref is not None else None
+    if path is None or not path.is_file():
         return None
-    return json.loads(Path(ref.file(name)).read_text())
+    return json.loads(path.read_text())
 
 
 def report_numbers(workspace: Workspace, record: dict[str, Any]) -> dict[str, Any]:
@@ -42,13 +43,13 @@ def report_numbers(workspace: Workspace, record: dict[str, Any]) -> dict[str, An
     if train_ref is None:
         raise UserError(f"run {record['run_id']} did not train a model; reports need a run "
                         "with a train stage (see `churnctl runs list`)")
-    evaluation = _json(train_ref, "evaluation.json") or {}
+    evaluation = _json(train_ref, "evaluation") or {}
     if "roc" not in evaluation:
         raise UserError(f"run {record['run_id']}: its model was trained by an older churnctl "
                         "without report numbers; re-run with `churnctl run --from train`")
     summary = next(r for r in record["stages"] if r["name"] == "train").get("summary", {})
-    profile = _json(_artifact(workspace, record, "ingest"), "table_profile.json")
-    validation = _json(_artifact(workspace, record, "validate"), "report.json")
+    profile = _json(_artifact(workspace, record, "ingest"), "profile")
+    validation = _json(_artifact(workspace, record, "validate"), "validation")
     chosen = evaluation["chosen"]
     return {
         "run_id": record["run_id"],

@@ -15,7 +15,7 @@ import numpy as np
 from churnctl.runs import latest_artifact
 from churnctl.workspace import Workspace
 
-LATEST = "latest.parquet"
+LATEST = "latest"  # the features table every user's newest snapshot is in
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ class FeatureTable:
 
 
 def latest_features_path(workspace: Workspace) -> Path | None:
-    """`latest.parquet` of the newest features artifact, if any run produced one."""
+    """The `latest` table (every user's newest snapshot) of the newest features artifact."""
     artifact = latest_artifact(workspace, "features")
-    if artifact is None or LATEST not in artifact.files:
+    if artifact is None or not artifact.has_table(LATEST):
         return None
-    return artifact.file(LATEST)
+    return artifact.table(LATEST)
