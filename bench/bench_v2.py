@@ -76,6 +76,13 @@ def main() -> None:
         figures["noop_v2_run"] = time_command(noop, repeat=7) | {"target_s": 2.0}
         figures["noop_v1_run"] = time_command([*CHURNCTL, "run", "--workspace",
                                                str(root / "v1"), *size], repeat=5)
+        figures["noop_v1_run"]["target_s"] = 0.3
+        # The peer tool on the same four stages: DVC's own no-op `repro` of the dvc.yaml the
+        # v2 run wrote (what churnctl's local runner replaces in v1).
+        dvc = str(Path(sys.executable).with_name("dvc"))
+        figures["noop_dvc_repro"] = time_command([dvc, "repro"], repeat=5, cwd=root / "v2")
+        figures["noop_v1_vs_dvc_repro"] = round(
+            figures["noop_v1_run"]["median_s"] / figures["noop_dvc_repro"]["median_s"], 2)
     write_results("v2", figures)
 
 

@@ -33,12 +33,12 @@ class MlflowAliasRegistry:
         self._fresh: tuple[int, ChurnModel] | None = None  # read by production(), not yet used
 
     def production(self) -> ModelVersion | None:
-        from churnctl.tracking.mlflow_registry import champion_version
+        from churnctl.tracking.mlflow_registry import NoChampion, champion_version
 
         try:
             version, path = champion_version(self.tracking_uri, self.name, self.alias,
                                              cache_dir=self.cache_dir)
-        except UserError:
+        except NoChampion:
             return None  # no version holds the alias yet: not ready, as with an empty registry
         except Exception as exc:  # mlflow raises its own types for an unreachable server
             raise OSError(f"MLflow at {self.tracking_uri}: {exc}") from exc

@@ -32,6 +32,11 @@ from churnctl.errors import UserError
 from churnctl.stages import ArtifactRef
 from churnctl.workspace import Workspace
 
+
+class NoChampion(UserError):
+    """No version of the registered model holds the alias yet."""
+
+
 ARTIFACT_TAG = "churnctl.artifact"
 SHA256_TAG = "churnctl.sha256"
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -190,11 +195,12 @@ def pull_champion(tracking_uri: str, name: str, workspace: Workspace, log: Any) 
 
 def champion_version(tracking_uri: str, name: str = "churn", alias: str = CHAMPION,
                      cache_dir: Path | None = None) -> tuple[int, Path]:
-    """(version, local path of its `model.pkl`) of the model that holds `alias`.
+    """(version, local path of its model file) of the model that holds `alias`.
 
     Serving polls this: one registry call per poll; the model's files are downloaded only
-    when the alias moved to a version not yet downloaded (kept under `cache_dir`). The
-    file is a pickled `ChurnModel`, loadable with `ChurnModel.load`.
+    when the alias moved to a version not yet downloaded (kept under `cache_dir`). The file
+    (a skops archive, `ChurnModel.load`) is checked against the sha256 recorded as the
+    version's tag when it was registered: a file that differs is refused, never loaded.
     """
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
@@ -204,8 +210,8 @@ def champion_version(tracking_uri: str, name: str = "churn", alias: str = CHAMPI
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     holder = alias_holder(client, name, alias)
     if holder is None:
-        raise UserError(f"no model version has alias {alias!r} in registered model {name!r}; "
-                        "train one with `churnctl run --profile v2`")
+        raise NoChampion(f"no model version has alias {alias!r} in registered model {name!r}; "
+                         "train one with `churnctl run --profile v2`")
     digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
     root = cache_dir or Path(tempfile.gettempdir()) / "churnctl-mlflow-models" / digest
     target = root / f"{name}-v{holder.version}"
@@ -231,4 +237,12 @@ def champion_version(tracking_uri: str, name: str = "churn", alias: str = CHAMPI
     if not model_file.exists():
         raise UserError(f"model {name} v{holder.version} has no {MODEL_ARTIFACT}; it was not "
                         "logged by churnctl")
+    expected = holder.tags.get(SHA256_TAG)
+    if expected:
+        from churnctl.hashing import file_sha256
+
+        actual = file_sha256(model_file)
+        if actual != expected:
+            raise UserError(f"model {name} v{holder.version} ({model_file}): sha256 {actual} "
+                            f"is not the {expected} recorded at registration; refusing it")
     return int(holder.version), model_file
