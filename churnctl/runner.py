@@ -11,20 +11,17 @@ still there with its recorded size (`verify` re-hashes them).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from churnctl import __version__
 from churnctl.artifacts import ArtifactCorrupt, declared_contents, tree_files
 from churnctl.atomic import atomic_dir, sweep_stale, write_json, write_text
-from churnctl.code_version import backend_code_version, describe_change
+from churnctl.cache_key import LATEST, components, explain
 from churnctl.errors import UserError
-from churnctl.hashing import file_sha256, value_sha256
+from churnctl.hashing import value_sha256
 from churnctl.lock import workspace_lock
 from churnctl.profile import Profile
 from churnctl.registry import backend_class, missing_requirements, require_available
@@ -39,8 +36,6 @@ from churnctl.stages import (
 )
 from churnctl.workspace import Workspace
 
-LATEST = "LATEST"  # per stage: the key of its newest artifact, to explain what changed since
-
 
 @dataclass
 class StagePlan:
@@ -52,71 +47,6 @@ class StagePlan:
     components: dict[str, Any] = field(default_factory=dict)
     cls: type[Backend] | None = None
     options: Any = None
-
-
-@cache
-def _code_component(cls: type[Backend], workspace: Workspace) -> dict[str, Any]:
-    # Once per process and backend: a run's plan and execution must agree on it, and a module
-    # edited while a run is in flight is picked up by the next run, not halfway through.
-    return backend_code_version(cls, workspace.state / "cache").component()
-
-
-def external_name(path: Path, workspace: Workspace, cls: type[Backend]) -> str:
-    """How an external input is named in the cache key: relative to the workspace, or to the
-    backend's installed package (a script shipped with it), so that a moved project, a clone
-    or another venv keeps its cache; absolute only for files outside both."""
-    if path.is_relative_to(workspace.root):
-        return path.relative_to(workspace.root).as_posix()
-    package = sys.modules[cls.__module__.split(".")[0]]
-    base = Path(package.__file__).parent.parent if package.__file__ else None
-    if base is not None and path.is_relative_to(base):
-        return path.relative_to(base).as_posix()
-    return str(path)
-
-
-def _components(cls: type[Backend], options: Any, inputs: dict[str, ArtifactRef],
-                workspace: Workspace) -> dict[str, Any]:
-    external = {}
-    for path in cls().external_inputs(options, workspace):
-        if not path.is_file():
-            raise UserError(f"input file {path} not found; check the path in the profile or --set")
-        external[external_name(path, workspace, cls)] = file_sha256(path)
-    return {
-        "backend": f"{cls.stage}.{cls.name}",
-        "options": options.model_dump(mode="json"),
-        "inputs": {name: ref.content_hash for name, ref in sorted(inputs.items())},
-        "external": external,
-        "code": _code_component(cls, workspace),
-    }
-
-
-def _explain(stage: str, workspace: Workspace, components: dict[str, Any]) -> str:
-    """Why a stage must run: what differs from its previous artifact."""
-    latest = workspace.artifacts / stage / LATEST
-    if not latest.exists():
-        return "never ran"
-    previous_dir = workspace.artifact_dir(stage, latest.read_text().strip())
-    if not (previous_dir / MANIFEST).exists():
-        return "previous output missing"
-    previous = json.loads((previous_dir / MANIFEST).read_text())["components"]
-    reasons = []
-    if previous["backend"] != components["backend"]:
-        reasons.append(f"backend changed ({previous['backend']} -> {components['backend']})")
-    changed = sorted(k for k in set(previous["options"]) | set(components["options"])
-                     if previous["options"].get(k) != components["options"].get(k))
-    if changed:
-        reasons.append("options changed: " + ", ".join(changed))
-    inputs = sorted(k for k in components["inputs"]
-                    if previous["inputs"].get(k) != components["inputs"][k])
-    if inputs:
-        reasons.append("input changed: " + ", ".join(inputs))
-    files = sorted(k for k in set(previous["external"]) | set(components["external"])
-                   if previous["external"].get(k) != components["external"].get(k))
-    if files:
-        reasons.append("input file changed: " + ", ".join(files))
-    if previous["code"] != components["code"]:
-        reasons += describe_change(previous["code"], components["code"])
-    return "; ".join(reasons) or "output missing"
 
 
 def _committed(workspace: Workspace, stage: str, key: str, verify: bool = False,
@@ -205,7 +135,7 @@ class Runner:
                     step.status, step.reason = "skip", "not selected"
                 continue
             inputs = {s: upstream[s] for s in STAGE_INPUTS[stage] if upstream.get(s) is not None}
-            step.components = _components(cls, options, inputs, self.workspace)
+            step.components = components(cls, options, inputs, self.workspace)
             step.key = value_sha256(step.components)
             existing, damaged = _usable(self.workspace, stage, step.key, self.verify)
             if stage not in chosen:
@@ -217,7 +147,7 @@ class Runner:
                 upstream[stage] = existing
             else:
                 step.reason = ("forced" if existing else damaged
-                               or _explain(stage, self.workspace, step.components))
+                               or explain(stage, self.workspace, step.components))
                 pending.add(stage)
         for step in plans:
             missing_inputs = [s for s in STAGE_INPUTS[step.stage]
@@ -349,13 +279,13 @@ class Runner:
         cls, stage = step.cls, step.stage
         assert cls is not None
         inputs = {s: outputs[s] for s in STAGE_INPUTS[stage] if s in outputs}
-        components = _components(cls, step.options, inputs, self.workspace)
-        key = value_sha256(components)
+        parts = components(cls, step.options, inputs, self.workspace)
+        key = value_sha256(parts)
         forced = force or (start is not None
                            and PIPELINE_STAGES.index(stage) >= PIPELINE_STAGES.index(start))
         artifact = None if forced else _usable(self.workspace, stage, key, self.verify)[0]
         row: dict[str, Any] = {"name": stage, "backend": step.backend, "key": key,
-                               "inputs": components["inputs"], "external": components["external"],
+                               "inputs": parts["inputs"], "external": parts["external"],
                                "status": "running"}
         if rows is not None:
             rows.append(row)
@@ -373,7 +303,7 @@ class Runner:
                     result = backend.run(ctx)
                     files, sizes = tree_files(tmp)
                     write_json(tmp / MANIFEST, {
-                        "stage": stage, "key": key, "components": components, "files": files,
+                        "stage": stage, "key": key, "components": parts, "files": files,
                         "sizes": sizes, "uri": result.uri,
                         "contents": declared_contents(tmp, result.contents(), files, stage),
                         "metrics": result.metrics, "summary": result.summary,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from churnctl import cache_key
 from churnctl import code_version as cv
-from churnctl import runner as runner_module
 from churnctl.profile import load_profile
 from churnctl.runner import Runner
 from churnctl.workspace import Workspace
@@ -30,9 +30,9 @@ def _plan(workspace: Path, *overrides: str, verify: bool = False) -> dict[str, s
 
 @pytest.fixture(autouse=True)
 def _fresh_code_versions(monkeypatch: pytest.MonkeyPatch) -> None:
-    runner_module._code_component.cache_clear()
+    cache_key.code_component.cache_clear()
     yield
-    runner_module._code_component.cache_clear()
+    cache_key.code_component.cache_clear()
 
 
 def test_no_change_is_all_cached(finished_workspace: Path) -> None:
