@@ -23,7 +23,8 @@ def _run(workspace: Path, store: str, *overrides: str) -> dict:
     return Runner(profile, Workspace(workspace), log=lambda _: None).execute()
 
 
-def test_a_fresh_workspace_compares_against_the_shared_champion(tmp_path: Path) -> None:
+def test_a_fresh_workspace_compares_against_the_shared_champion(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
     from churnctl.domain.model_registry import ModelRegistry
@@ -45,6 +46,18 @@ def test_a_fresh_workspace_compares_against_the_shared_champion(tmp_path: Path) 
     assert local.production().decision.startswith("production from MLflow churn v1")
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     assert int(client.get_model_version_by_alias("churn", CHAMPION).version) == 1
+
+    # A lone train step (a Kubeflow pod: no profile, the server in MLFLOW_TRACKING_URI) on
+    # b's features compares against the same champion instead of calling itself the first.
+    from churnctl.orchestrators.stage_exec import run_stage
+
+    features = next(r for r in second["stages"] if r["name"] == "features")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    step = run_stage(Workspace(tmp_path / "pod"), "train", "sklearn",
+                     {"algorithms": ["logistic_regression"], "seed": 9},
+                     {"features": tmp_path / "b" / features["artifact"]}, tmp_path / "pod-out",
+                     log=lambda _: None)
+    assert "vs production v1" in step["summary"]["decision"]
 
     # The cached download of the champion is edited: serving and the gate refuse it.
     cache = tmp_path / "serving-cache"

@@ -127,8 +127,13 @@ def run_stage(workspace: Workspace, stage: str, backend: str, options: dict[str,
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise UserError(f"{source}: {stage}.{where}: {err['msg']}") from None
-    profile = Profile(name=f"{stage}-step", stages={stage: StageBinding(backend=backend,
-                                                                        options=options)})
+    # A step on its own (a Kubeflow pod) has no profile; the tracking server it is given is
+    # where production is recorded, so the gate compares against that champion.
+    shared = os.environ.get("MLFLOW_TRACKING_URI")
+    tracking = (StageBinding(backend="mlflow", options={"tracking_uri": shared})
+                if shared and stage == "train" else None)
+    profile = Profile(name=f"{stage}-step", tracking=tracking,
+                      stages={stage: StageBinding(backend=backend, options=options)})
     runner = Runner(profile, workspace, log=log)
     refs = {name: load_input(name, path) for name, path in inputs.items()}
     row = runner.run_one(stage, refs, force=force)
