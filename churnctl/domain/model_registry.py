@@ -23,7 +23,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,16 +75,11 @@ class ModelRegistry:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """The workspace writer lock, re-entrant: commands that write already hold it."""
-        try:
-            from churnctl.lock import workspace_lock
-        except ImportError:  # pragma: no cover - the lock module ships with churnctl
-            context: Any = nullcontext()
-        else:
-            from churnctl.workspace import Workspace
+        from churnctl.lock import workspace_lock
+        from churnctl.workspace import Workspace
 
-            # The registry lives at <workspace>/.churnctl/registry.
-            context = workspace_lock(Workspace(self.root.parent.parent), "model registry")
-        with context:
+        # The registry lives at <workspace>/.churnctl/registry.
+        with workspace_lock(Workspace(self.root.parent.parent), "model registry"):
             yield
 
     def _read(self) -> dict[str, Any]:
