@@ -30,6 +30,9 @@ def test_a_fresh_workspace_compares_against_the_shared_champion(
     from churnctl.domain.model_registry import ModelRegistry
     from churnctl.tracking.mlflow_registry import CHAMPION, champion_version
 
+    # MLFLOW_TRACKING_URI wins over the profile's store: an earlier test of this worker may
+    # have left one set.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
     (tmp_path / "shared").mkdir()
     first = _run(tmp_path / "a", store, "train.algorithms=[logistic_regression]")
