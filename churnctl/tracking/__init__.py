@@ -118,10 +118,8 @@ def pull_production(binding: StageBinding, workspace: Workspace, log: Any) -> No
         tracker.pull_production(options, workspace, log)
     except UserError:
         raise  # a champion whose file does not match its recorded hash: never compare on it
-    except Exception as exc:  # server down: keep going on the cached production
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        log(f"warning: could not read production from {binding.backend} ({reason}); "
-            "comparing against the locally cached production")
+    except Exception:  # server down: compare with the cached production; the tracking step
+        return  # after the run says the server is unreachable, once
 
 
 def unlogged_runs(workspace: Workspace) -> list[dict[str, Any]]:
