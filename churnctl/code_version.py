@@ -253,6 +253,13 @@ def distribution_versions(import_names: set[str], extra: str | None,
     """Installed versions of the distributions providing `import_names`, plus those of the
     churnctl extra; names that are not installed are left out (the plan reports them)."""
     cache = _Cache.open(cache_path)
+    try:
+        return _distributions(import_names, extra, cache)
+    finally:
+        cache.save()
+
+
+def _distributions(import_names: set[str], extra: str | None, cache: _Cache) -> dict[str, str]:
     fingerprint = _path_fingerprint()
     key = json.dumps([sorted(import_names), extra])
     stored = cache.distributions.get(fingerprint, {})
@@ -269,7 +276,6 @@ def distribution_versions(import_names: set[str], extra: str | None,
             versions[_canonical(dist)] = found
     cache.distributions = {fingerprint: {**stored, key: versions}}  # drop other fingerprints
     cache.dirty = True
-    cache.save()
     return dict(sorted(versions.items()))
 
 
@@ -285,11 +291,15 @@ def code_version(module: str, declared_modules: tuple[str, ...] = (),
     `extra_roots` are modules of the backend's code that it runs without importing (a script
     run in a subprocess); `declared_modules` the libraries it needs (Backend.modules).
     """
-    cache_path = cache_dir / CACHE_FILE if cache_dir is not None else None
-    modules, third_party = module_closure(module, extra_roots, cache_path)
-    third_party |= {name.split(".")[0] for name in declared_modules}
-    return CodeVersion(modules, distribution_versions(third_party, extra, cache_path),
-                       platform.python_version())
+    # One read and at most one write of the cache file per backend.
+    cache = _Cache.open(cache_dir / CACHE_FILE if cache_dir is not None else None)
+    try:
+        modules, third_party = _closure(module, extra_roots, cache)
+        third_party |= {name.split(".")[0] for name in declared_modules}
+        versions = _distributions(third_party, extra, cache)
+    finally:
+        cache.save()
+    return CodeVersion(modules, versions, platform.python_version())
 
 
 def backend_code_version(cls: type, cache_dir: Path | None = None) -> CodeVersion:
