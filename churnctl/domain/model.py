@@ -42,6 +42,9 @@ class ChurnModel:
     target: str = "churn_label"
     metrics: dict[str, float] = field(default_factory=dict)
     threshold: float = 0.5
+    # Platt scaling on the estimator's log-odds, (slope, intercept), fitted on out-of-fold
+    # scores at training; None = the estimator's probabilities as they are.
+    calibration: tuple[float, float] | None = None
     kind: ClassVar[str] = "churn"  # names the class in the model file (see _model_class)
 
     @property
@@ -68,8 +71,18 @@ class ChurnModel:
         return out
 
     def predict_proba(self, data: pd.DataFrame | list[dict[str, Any]]) -> np.ndarray:
-        """Churn probability (the positive class) for each row."""
-        return self.estimator.predict_proba(self.to_frame(data))[:, 1]
+        """Churn probability (the positive class) for each row, calibrated."""
+        return self.calibrate(self.estimator.predict_proba(self.to_frame(data))[:, 1])
+
+    def calibrate(self, proba: np.ndarray) -> np.ndarray:
+        """The estimator's probabilities mapped through the calibration fitted at training.
+
+        Every scorer (the pipeline, the compiled paths) ends here, so they agree."""
+        if self.calibration is None:
+            return proba
+        slope, intercept = self.calibration
+        clipped = np.clip(proba, 1e-15, 1 - 1e-15)
+        return 1.0 / (1.0 + np.exp(-(slope * np.log(clipped / (1 - clipped)) + intercept)))
 
     def save(self, path: Path) -> None:
         """Write the model file atomically: readers see the old file or the new one."""
@@ -86,6 +99,8 @@ class ChurnModel:
         try:
             cls = _model_class(meta.pop("kind"))
             features = [FeatureSpec.from_dict(spec) for spec in meta.pop("features")]
+            if meta.get("calibration") is not None:
+                meta["calibration"] = tuple(float(v) for v in meta["calibration"])
             return cls(estimator=estimator, features=features, **meta)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: unusable model metadata ({exc})") from exc
