@@ -34,7 +34,9 @@ def _day(config: GeneratorConfig, times: pd.Series) -> np.ndarray:
 
 
 def _measured_churn(config: GeneratorConfig, events: pd.DataFrame) -> float:
-    """Share of users active before the last 30 days who have no event in the last 30 days."""
+    """Share of users active before the last 30 days with no activity of their own in the last
+    30 days (charges keep coming for a while after a user leaves: they do not count)."""
+    events = events[~events["event_type"].isin(PAYMENT_TYPES)]
     day = _day(config, events["event_time"])
     early = set(events["user_id"][day < config.days - 30])
     late = set(events["user_id"][day >= config.days - 30])

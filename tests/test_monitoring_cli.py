@@ -212,8 +212,10 @@ def test_failing_check_retrains_and_the_gate_decides(finished_workspace: Path, d
     retrain = json.loads(result.stdout)["retrain"]
     assert retrain["status"] == "succeeded" and retrain["model_version"] == 2
     assert retrain["promoted"] is False
-    assert re.search(r"vs production v1 [0-9.]+ on the same test data \(margin 1\.0\): "
-                     r"kept production", retrain["decision"])
+    assert re.search(r"vs production v1 [0-9.]+ on the same test data \(margin 1\.0, "
+                     r"difference [-+0-9.]+, 90% interval [-+0-9.]+\.\.[-+0-9.]+ over [0-9,]+ "
+                     r"rows; lower bound not above the margin\): kept production",
+                     retrain["decision"])
     assert registry.get(2).status == "rejected" and registry.production().version == 1
     latest = json.loads((finished_workspace / "reports/drift/latest.json").read_text())
     assert latest["retrain"] == retrain

@@ -135,7 +135,8 @@ def test_drift_retrain_promotion_reaches_the_running_server(finished_workspace: 
     from churnctl.domain.generator import GeneratorConfig, generate, write_dataset
 
     drifted = tmp_path / "drifted"
-    write_dataset(*generate(GeneratorConfig(users=400, days=100, seed=7, drift=1.0)), drifted,
+    # Enough days that the embargoed split leaves the retraining a real training period.
+    write_dataset(*generate(GeneratorConfig(users=1200, days=150, seed=7, drift=1.0)), drifted,
                   "parquet")
     server = Server(finished_workspace, tmp_path / "server.log")
     try:
@@ -152,8 +153,9 @@ def test_drift_retrain_promotion_reaches_the_running_server(finished_workspace: 
         assert result.exit_code == 2, result.output  # drift detected
         retrain = json.loads(result.stdout)["retrain"]
         assert retrain["status"] == "succeeded" and retrain["model_version"] == 2
-        # On this planted drift production v1 scores far worse than a model trained on the
-        # new data, so the gate promotes (the rejected branch: test_monitoring_cli.py).
+        # On this planted drift production v1 (trained on 400 users) scores far worse than a
+        # model trained on the new data, beyond the bootstrap interval, so the gate promotes
+        # (the rejected branch: test_monitoring_cli.py).
         assert retrain["promoted"], retrain["decision"]
         expected = 2
         deadline = time.monotonic() + 30

@@ -177,7 +177,7 @@ def test_stage_parameters_default_to_the_profile(compiled: dict[str, Any]) -> No
     defaults = {name: spec["defaultValue"] for name, spec in compiled["defaults"].items()}
     assert defaults["ingest_params"]["backend"] == "shell"
     assert defaults["ingest_params"]["users"] == 400  # the --set override
-    assert defaults["train_params"]["promotion_margin"] == 0.005
+    assert defaults["train_params"]["promotion_margin"] == 0.0
     assert defaults["features_params"]["windows"] == [7, 14, 30]
     assert compiled["path"].read_text().startswith("# PIPELINE DEFINITION")
 

@@ -79,7 +79,7 @@ def test_first_run_drives_dvc_and_records_every_stage(v2_run) -> None:
     assert pipeline["features"]["params"] == ["features"]
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     assert set(lock) == set(pipeline)
-    assert lock["train"]["params"]["params.yaml"]["train"]["promotion_margin"] == 0.005
+    assert lock["train"]["params"]["params.yaml"]["train"]["promotion_margin"] == 0.0
     params = yaml.safe_load((root / "params.yaml").read_text())
     assert params["ingest"]["users"] == 400 and params["ingest"]["backend"] == "shell"
     # Each exported output is a churnctl artifact whose files match its manifest hashes.

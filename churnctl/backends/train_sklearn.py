@@ -1,10 +1,12 @@
-"""Train a baseline and a candidate with scikit-learn; promote only what beats production.
+"""Train a baseline and a tuned gradient-boosted candidate with scikit-learn; promote only
+what beats production by more than noise.
 
-With `cv_folds` (on by default for customer tables) the algorithm is chosen by
-cross-validation on the training set and the churn threshold by out-of-fold F1; the test set
-then only measures the chosen model. Evaluation numbers for the report (curves, calibration,
-gain by decile, permutation importance) go to `evaluation.json`, per-row test scores to
-`test_predictions.parquet`.
+Model choice, the boosting search, early stopping, calibration and the threshold all happen on
+validation folds of the training set (domain/training.py, domain/folds.py); the chosen model is
+then refitted on all training rows, and the test set measures it once. Evaluation numbers for
+the report (curves, calibration, gain by decile, permutation importance) go to
+`evaluation.json`, per-row test scores to `test_predictions.parquet`; the gate compares them
+with production's scores on the same rows (paired bootstrap, promotion.py).
 """
 
 from __future__ import annotations
@@ -27,16 +29,29 @@ class SklearnTrainerOptions(StrictOptions):
     algorithms: list[Algorithm] = Field(
         default_factory=lambda: ["logistic_regression", "hist_gradient_boosting"], min_length=1)
     primary_metric: Literal["pr_auc", "roc_auc", "brier"] = "pr_auc"
-    promotion_margin: float = Field(0.005, ge=0, description="how much better than production")
+    promotion_margin: float = Field(
+        0.0, ge=0, description="how much better than production the lower bound of the "
+        "bootstrap interval must be")
+    promotion_level: float = Field(0.9, gt=0, lt=1, description="two-sided level of the "
+                                   "paired bootstrap interval (0.9: one-sided 95%)")
+    bootstrap_resamples: int = Field(1000, ge=100)
     leakage_max_auc: float = Field(0.95, gt=0.5, le=1.0)
     seed: int = 42
     # One BLAS/OpenMP thread was 10x faster than two on a 2-core box (spin-wait contention).
     threads: int = Field(1, ge=1, description="BLAS/OpenMP threads for fitting")
     cv_folds: int | None = Field(
-        None, ge=0, description="cross-validation folds to choose the algorithm (0 = off; "
-        "default: 5 for customer tables, off for event data, whose snapshots repeat users)")
-    threshold: float | None = Field(
-        None, gt=0, lt=1, description="churn cut-off (default: best out-of-fold F1, else 0.5)")
+        None, ge=2, description="validation folds of the training set (default: 5 for "
+        "customer tables, 3 embargoed time folds for event data)")
+    budget_seconds: float | None = Field(
+        4.0, ge=0, description="time for the gradient-boosting search after its first "
+        "setting (None: run all search_trials)")
+    search_trials: int = Field(8, ge=1, description="settings the boosting search tries at most")
+    calibrate: bool = Field(True, description="Platt-scale probabilities on out-of-fold scores")
+    threshold_rule: Literal["cost", "contact_share", "f1", "fixed"] = "cost"
+    cost_ratio: float = Field(5.0, gt=1, description="a missed churner's cost in contacts")
+    contact_share: float = Field(0.1, gt=0, lt=1, description="share of customers to contact")
+    threshold: float | None = Field(None, gt=0, lt=1,
+                                    description="churn cut-off (sets threshold_rule fixed)")
     importance_repeats: int = Field(3, ge=1, description="shuffles per feature")
     # Each shuffle re-scores the sample: 1,000 rows x 3 shuffles cost ~1 s on one core.
     importance_max_rows: int = Field(1000, ge=100, description="test rows used for importance")
@@ -45,28 +60,22 @@ class SklearnTrainerOptions(StrictOptions):
 class SklearnTrainer(Backend):
     name = "sklearn"
     stage = "train"
-    description = "LogisticRegression baseline + HistGradientBoosting candidate, promotion gate"
+    description = ("LogisticRegression + tuned HistGradientBoosting chosen on validation folds, "
+                   "calibrated; bootstrap promotion gate")
     Options = SklearnTrainerOptions
     extra = "sklearn"
     modules = ("sklearn", "pandas")
 
     def run(self, ctx: StageContext) -> StageOutput:
-        import numpy as np
         import pandas as pd
         from threadpoolctl import threadpool_limits
 
         from churnctl.domain.metrics import classification_metrics
-        from churnctl.domain.model import MODEL_FILE, ChurnModel, FeatureSpec
-        from churnctl.domain.modeling import build_estimator
+        from churnctl.domain.model import MODEL_FILE
         from churnctl.domain.quality import single_feature_auc
-        from churnctl.domain.table_evaluation import (
-            best_f1_threshold,
-            cross_validate,
-            data_profile,
-            evaluate,
-            permutation_importance,
-        )
-        from churnctl.domain.table_model import TableChurnModel
+        from churnctl.domain.table_evaluation import data_profile, evaluate, permutation_importance
+        from churnctl.domain.threshold import decision_threshold
+        from churnctl.domain.training import platt, refit, select
 
         opts: SklearnTrainerOptions = ctx.options
         features = ctx.inputs["features"]
@@ -78,96 +87,64 @@ class SklearnTrainer(Backend):
             if frame[target].nunique() < 2:
                 raise DataError(f"{name} set: column {target} has one class only; "
                                 "use more data or another split")
-
         aucs = single_feature_auc(train, train[target], numeric + categorical)
-        leaks = {k: v for k, v in aucs.items() if v > opts.leakage_max_auc}
-        write_json(ctx.workspace.reports / "leakage.json",
-                   {"max_auc": opts.leakage_max_auc, "single_feature_auc": aucs, "leaks": leaks})
-        if leaks:
-            name, auc = max(leaks.items(), key=lambda kv: kv[1])
-            raise GateFailed(f"leakage guard: feature {name} alone predicts {target} with ROC "
-                             f"AUC {auc:.3f} > {opts.leakage_max_auc}; drop it or fix how it is "
-                             "computed")
+        _leakage_gate(ctx, aucs, target)
 
         columns = numeric + categorical
-        specs = [FeatureSpec(n, "numeric") for n in numeric] + [
-            FeatureSpec(n, "categorical",
-                        tuple(sorted(map(str, train[n].dropna().unique()))[:1000]))
-            for n in categorical]
-        plan = features.meta("table_plan", None)
-        folds = opts.cv_folds if opts.cv_folds is not None else (5 if plan is not None else 0)
-        time = schema.get("time") if schema.get("source") == "table" else None
+        model_of = _model_factory(features, schema, train, opts.seed)
+        x_train = model_of(opts.algorithms[0], {}).to_frame(train[columns])
         y_train, y_test = train[target].to_numpy(), test[target].to_numpy()
-
-        def new_model(algorithm: str) -> ChurnModel:
-            estimator = build_estimator(algorithm, numeric, categorical, opts.seed)
-            if plan is not None:
-                return TableChurnModel(estimator, specs, algorithm, id_column=schema["id"],
-                                       target=target, plan=plan)
-            return ChurnModel(estimator, specs, algorithm, id_column=schema["id"], target=target)
-
-        x_train = new_model(opts.algorithms[0]).to_frame(train[columns])
-        results: dict[str, dict[str, float]] = {}
-        cv: dict[str, dict[str, Any]] = {}
-        models: dict[str, ChurnModel] = {}
-        for algorithm in opts.algorithms:
-            with threadpool_limits(opts.threads):
-                if folds >= 2:
-                    ctx.log(f"cross-validating {algorithm} ({folds} folds)")
-                    cv[algorithm] = cross_validate(
-                        _fold_fitter(new_model, algorithm, x_train, y_train), y_train, folds,
-                        opts.seed, train[time].to_numpy() if time else None)
-                ctx.log(f"fitting {algorithm} on {len(train):,} rows")
-                model = new_model(algorithm)
-                model.estimator.fit(x_train, y_train)
-            results[algorithm] = classification_metrics(y_test, model.predict_proba(test[columns]))
-            model.metrics = results[algorithm]
-            models[algorithm] = model
-        # With folds the test set only measures the chosen model; without, it also chooses.
-        scores = {a: (cv[a]["mean"] if a in cv and cv[a]["folds"] else results[a])
-                  for a in opts.algorithms}
-        reverse = opts.primary_metric != "brier"
-        best = sorted(scores, key=lambda a: scores[a][opts.primary_metric], reverse=reverse)[0]
-        chosen = models[best]
-        oof = cv[best]["oof"] if best in cv else None
-        if opts.threshold is not None:
-            chosen.threshold, how = opts.threshold, "set in the train options"
-        elif oof is not None and (~np.isnan(oof)).any():
-            chosen.threshold = best_f1_threshold(y_train, oof)
-            how = "best F1 on out-of-fold predictions of the training set"
-        else:
-            chosen.threshold, how = 0.5, "default (no cross-validation to choose it)"
-        chosen.save(ctx.out_dir / MODEL_FILE)
+        folds = _folds(opts, schema, train, y_train)
+        with threadpool_limits(opts.threads):
+            try:
+                selection = select(lambda a, p: model_of(a, p).estimator, opts.algorithms,
+                                   x_train, y_train, folds, opts.primary_metric,
+                                   opts.budget_seconds, opts.search_trials, opts.seed, ctx.log)
+            except ValueError as exc:
+                raise DataError(f"training set: {exc}") from None
+            best = selection.best
+            ctx.log(f"refitting {best.algorithm} on all {len(train):,} training rows")
+            chosen = model_of(best.algorithm, best.params)
+            chosen.estimator = refit(lambda a, p: model_of(a, p).estimator, best, x_train,
+                                     y_train)
+        chosen.calibration = platt(y_train, best.oof) if opts.calibrate else None
+        oof = chosen.calibrate(best.oof)
+        rule = "fixed" if opts.threshold is not None else opts.threshold_rule
+        chosen.threshold, how = decision_threshold(
+            rule, y_train, oof, cost_ratio=opts.cost_ratio, contact_share=opts.contact_share,
+            fixed=opts.threshold)
         proba = chosen.predict_proba(test[columns])
+        chosen.metrics = classification_metrics(y_test, proba)
+        chosen.save(ctx.out_dir / MODEL_FILE)
         keys = [schema["id"], *([schema["time"]] if schema.get("time") in test else [])]
         predictions = test[keys].copy()
         predictions["y_true"], predictions["proba"] = y_test, proba
         predictions.to_parquet(ctx.out_dir / "test_predictions.parquet", index=False)
-        ctx.log(f"permutation importance of {best} on {min(len(test), opts.importance_max_rows):,}"
-                " test rows")
+        ctx.log(f"permutation importance of {best.algorithm} on "
+                f"{min(len(test), opts.importance_max_rows):,} test rows")
         with threadpool_limits(opts.threads):
             importance = permutation_importance(
                 chosen.estimator, chosen.to_frame(test[columns]), y_test, opts.primary_metric,
                 opts.importance_repeats, opts.importance_max_rows, opts.seed)
+        cv = {a: {"folds": len(folds.splits), "mean": t.mean, "std": t.std}
+              for a, t in selection.by_algorithm().items()}
         write_json(ctx.out_dir / "evaluation.json", {
-            "chosen": best, "primary_metric": opts.primary_metric, "models": results,
-            "cv": {a: {k: v for k, v in c.items() if k != "oof"} for a, c in cv.items()},
-            "selection": "cross-validation" if cv else "test set",
-            "threshold": {"value": chosen.threshold, "how": how},
+            "chosen": best.algorithm, "primary_metric": opts.primary_metric,
+            "models": {best.algorithm: chosen.metrics}, "cv": cv,
+            "selection": f"validation folds of the training set ({folds.kind})",
+            "search": selection.to_dict(), "platt": chosen.calibration,
+            "threshold": {"value": chosen.threshold, "how": how, "rule": rule},
             "single_feature_auc": aucs, "importance": importance,
             "data": data_profile(train, test, target, numeric, categorical),
-            "split": schema.get("split", "time"),
+            "split": schema.get("split", "time"), "split_detail": features.meta("split", None),
             **evaluate(y_test, proba, chosen.threshold),
         })
-        metrics = {f"{k}": v for k, v in results[best].items()}
-        for algorithm, values in results.items():
-            metrics[f"{algorithm}.{opts.primary_metric}"] = values[opts.primary_metric]
+        metrics = dict(chosen.metrics)
         for algorithm, values in cv.items():
-            if values["folds"]:
-                metrics[f"{algorithm}.cv_{opts.primary_metric}"] = \
-                    values["mean"][opts.primary_metric]
-        return StageOutput(metrics=metrics, summary={"chosen": best,
-                                                     "threshold": chosen.threshold},
+            metrics[f"{algorithm}.cv_{opts.primary_metric}"] = values["mean"][opts.primary_metric]
+        return StageOutput(metrics=metrics,
+                           summary={"chosen": best.algorithm, "threshold": chosen.threshold,
+                                    "trials": len(selection.trials), "folds": folds.kind},
                            models={"model": MODEL_FILE},
                            tables={"test_predictions": "test_predictions.parquet"},
                            reports={"evaluation": "evaluation.json"})
@@ -199,13 +176,15 @@ class SklearnTrainer(Backend):
         opts: SklearnTrainerOptions = ctx.options
         candidate = ChurnModel.load(artifact.model())
         incumbent = registry.production()
-        production, why_not = None, None
+        production, why_not, interval = None, None, None
         if incumbent is not None:
-            production, why_not = self._score_incumbent(ctx, registry, incumbent.version,
-                                                        candidate.target)
+            scored = self._score_incumbent(ctx, registry, incumbent.version, candidate.target)
+            production, why_not = scored[0], scored[1]
+            if scored[2] is not None:
+                interval = _paired_interval(opts, artifact, *scored[2])
         decision = decide(opts.primary_metric, opts.promotion_margin, candidate.metrics,
                           production, incumbent.version if incumbent else None,
-                          cannot_compare=why_not, override=ctx.promote)
+                          cannot_compare=why_not, override=ctx.promote, interval=interval)
         ctx.log(decision.reason)
         # Kept beside the registry: a cached re-run reports the comparison made at registration.
         write_json(_comparison_path(ctx, artifact), {
@@ -213,14 +192,15 @@ class SklearnTrainer(Backend):
             "margin": decision.margin, "candidate": decision.candidate,
             "production": decision.production, "promoted": decision.promote,
             "decision": decision.reason, "compared": decision.compared,
-            "overridden": decision.overridden})
+            "overridden": decision.overridden, "interval": decision.interval})
         return registry.register(artifact.model(), artifact.content_hash,
                                  candidate.algorithm, candidate.metrics, candidate.schema,
                                  promote=decision.promote, decision=decision.reason)
 
     def _score_incumbent(self, ctx: StageContext, registry: Any, version: int, target: str,
-                         ) -> tuple[dict[str, float] | None, str | None]:
-        """Production's metrics on this run's test rows, or why it cannot be scored on them."""
+                         ) -> tuple[dict[str, float] | None, str | None, tuple[Any, Any] | None]:
+        """Production's metrics on this run's test rows (and its labels and scores there), or
+        why it cannot be scored on them."""
         import pandas as pd
         from threadpoolctl import threadpool_limits
 
@@ -232,23 +212,78 @@ class SklearnTrainer(Backend):
         missing = [name for name in current.feature_names if name not in test.columns]
         if missing:
             return None, (f"production v{version} needs {len(missing)} column(s) this data "
-                          f"lacks, e.g. {missing[0]}")
+                          f"lacks, e.g. {missing[0]}"), None
         if target not in test.columns:
-            return None, f"this data has no {target} column to score production on"
+            return None, f"this data has no {target} column to score production on", None
         with threadpool_limits(opts.threads):
             proba = current.predict_proba(test)
-        return classification_metrics(test[target].to_numpy(), proba), None
+        y = test[target].to_numpy()
+        return classification_metrics(y, proba), None, (y, proba)
 
 
 def _comparison_path(ctx: StageContext, artifact: ArtifactRef) -> Path:
     return ctx.workspace.state / "comparisons" / f"{artifact.content_hash[:16]}.json"
 
 
-def _fold_fitter(new_model: Callable[[str], Any], algorithm: str, x: Any, y: Any,
-                 ) -> Callable[[Any, Any], Any]:
-    """fit-and-predict on one cross-validation fold with a fresh estimator."""
-    def fit_predict(train_idx: Any, val_idx: Any) -> Any:
-        estimator = new_model(algorithm).estimator
-        estimator.fit(x.iloc[train_idx], y[train_idx])
-        return estimator.predict_proba(x.iloc[val_idx])[:, 1]
-    return fit_predict
+def _paired_interval(opts: SklearnTrainerOptions, artifact: ArtifactRef, y: Any,
+                     production: Any) -> dict[str, Any] | None:
+    """The bootstrap interval of candidate minus production on the same test rows."""
+    import numpy as np
+    import pandas as pd
+
+    from churnctl.domain.bootstrap import paired_difference
+
+    if not artifact.has_table("test_predictions"):
+        return None  # an artifact from before per-row scores were kept
+    scores = pd.read_parquet(artifact.table("test_predictions"))
+    if len(scores) != len(y) or not np.array_equal(scores["y_true"].to_numpy(), y):
+        return None  # not the same rows: the point comparison has to do
+    return paired_difference(opts.primary_metric, y, scores["proba"].to_numpy(), production,
+                             opts.bootstrap_resamples, opts.promotion_level,
+                             opts.seed).to_dict()
+
+
+def _leakage_gate(ctx: StageContext, aucs: dict[str, float], target: str) -> None:
+    opts: SklearnTrainerOptions = ctx.options
+    leaks = {k: v for k, v in aucs.items() if v > opts.leakage_max_auc}
+    write_json(ctx.workspace.reports / "leakage.json",
+               {"max_auc": opts.leakage_max_auc, "single_feature_auc": aucs, "leaks": leaks})
+    if leaks:
+        name, auc = max(leaks.items(), key=lambda kv: kv[1])
+        raise GateFailed(f"leakage guard: feature {name} alone predicts {target} with ROC "
+                         f"AUC {auc:.3f} > {opts.leakage_max_auc}; drop it or fix how it is "
+                         "computed")
+
+
+def _model_factory(features: ArtifactRef, schema: dict[str, Any], train: Any, seed: int,
+                   ) -> Callable[[str, dict[str, Any]], Any]:
+    """(algorithm, params) -> an unfitted ChurnModel (a TableChurnModel for customer tables)."""
+    from churnctl.domain.model import ChurnModel, FeatureSpec
+    from churnctl.domain.modeling import build_estimator
+    from churnctl.domain.table_model import TableChurnModel
+
+    numeric, categorical = schema["numeric"], schema["categorical"]
+    specs = [FeatureSpec(n, "numeric") for n in numeric] + [
+        FeatureSpec(n, "categorical", tuple(sorted(map(str, train[n].dropna().unique()))[:1000]))
+        for n in categorical]
+    plan = features.meta("table_plan", None)
+
+    def make(algorithm: str, params: dict[str, Any]) -> Any:
+        estimator = build_estimator(algorithm, numeric, categorical, seed, params)
+        if plan is not None:
+            return TableChurnModel(estimator, specs, algorithm, id_column=schema["id"],
+                                   target=schema["target"], plan=plan)
+        return ChurnModel(estimator, specs, algorithm, id_column=schema["id"],
+                          target=schema["target"])
+    return make
+
+
+def _folds(opts: SklearnTrainerOptions, schema: dict[str, Any], train: Any, y: Any) -> Any:
+    from churnctl.domain.folds import event_folds, table_folds
+
+    if schema.get("source") == "table":
+        time = schema.get("time")
+        return table_folds(y, opts.cv_folds or 5, opts.seed,
+                           train[time].to_numpy() if time else None)
+    return event_folds(train[schema["time"]].to_numpy(), train[schema["id"]].to_numpy(), y,
+                       opts.cv_folds or 3, schema.get("embargo_days", 30), opts.seed)

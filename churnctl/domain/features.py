@@ -2,6 +2,14 @@
 
 Everything runs on a dense users x days array with cumulative sums, so a window sum is one
 subtraction; no per-user Python loop.
+
+What the model may see, by construction (tests/test_features_time.py breaks each):
+- a snapshot at day t uses events of days <= t only, and static attributes as of day t when the
+  users table has a history (`valid_from`);
+- its label looks at days t+1 .. t+horizon only, and counts user-initiated activity
+  (`activity_events`), never a payment retry or an automatic renewal;
+- no training label window reaches the test period: the split leaves `embargo_days` (at least
+  the label horizon) between the last training snapshot and the first test snapshot.
 """
 
 from __future__ import annotations
@@ -28,6 +36,10 @@ WINDOW_METRICS = {
     "support_ticket": "support_ticket",
 }
 LABEL = "churn_label"
+# Billing is the system acting, not the user: a renewal or a retry after the user has gone keeps
+# no one "alive". Support tickets are the user's own doing and count.
+DEFAULT_ACTIVITY_EVENTS = tuple(t for t in EVENT_TYPES if not t.startswith("payment_"))
+HISTORY_COLUMN = "valid_from"  # users rows with this column are a history of attribute values
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,23 @@ class FeatureConfig:
     snapshot_every_days: int = 3
     active_within_days: int = 30
     test_fraction: float = 0.2
+    activity_events: tuple[str, ...] = DEFAULT_ACTIVITY_EVENTS
+    embargo_days: int | None = None  # None = the label horizon
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.activity_events) - set(EVENT_TYPES))
+        if not self.activity_events or unknown:
+            raise ValueError(f"activity_events: unknown event type(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(EVENT_TYPES)}" if unknown else
+                             "activity_events: name at least one event type")
+        if self.embargo_days is not None and self.embargo_days < self.label_horizon_days:
+            raise ValueError(f"embargo_days {self.embargo_days} is shorter than the label horizon "
+                             f"({self.label_horizon_days} days): training labels would look "
+                             "into the test period")
+
+    @property
+    def embargo(self) -> int:
+        return self.label_horizon_days if self.embargo_days is None else self.embargo_days
 
 
 @dataclass
@@ -50,9 +79,10 @@ class Activity:
         return self.cube.shape[1]
 
 
-def daily_activity(users: pd.DataFrame, events: pd.DataFrame) -> Activity:
-    users = users.sort_values("user_id")
-    user_ids = users["user_id"].to_numpy()
+def daily_activity(users: pd.DataFrame, events: pd.DataFrame,
+                   activity_events: tuple[str, ...] = DEFAULT_ACTIVITY_EVENTS) -> Activity:
+    """The users x days x DAILY array; `active` marks days with an `activity_events` event."""
+    user_ids = np.unique(users["user_id"].to_numpy())
     start = events["event_time"].min().normalize()
     day = ((events["event_time"] - start).dt.days).to_numpy()
     days = int(day.max()) + 1
@@ -74,7 +104,8 @@ def daily_activity(users: pd.DataFrame, events: pd.DataFrame) -> Activity:
         put(offset, mask=kinds == kind)
     put(DAILY.index("watch_minutes"), events["watch_minutes"].fillna(0).to_numpy(np.float64))
     put(DAILY.index("quiz_score_sum"), events["quiz_score"].fillna(0).to_numpy(np.float64))
-    cube[:, :, DAILY.index("active")] = cube[:, :, 0] > 0
+    counted = [DAILY.index(kind) for kind in activity_events]
+    cube[:, :, DAILY.index("active")] = cube[:, :, counted].sum(axis=2) > 0
     return Activity(user_ids, start, cube)
 
 
@@ -107,8 +138,9 @@ def snapshots(
     active = cube[:, :, DAILY.index("active")] > 0
     day_index = np.where(active, np.arange(activity.days), -1)
     last_active = np.maximum.accumulate(day_index, axis=1)
-    users = users.sort_values("user_id").reset_index(drop=True)
-    signup_day = ((users["signup_date"] - activity.start).dt.days).to_numpy()
+    history = users_history(users)
+    first = history.drop_duplicates("user_id", keep="first").reset_index(drop=True)
+    signup_day = ((first["signup_date"] - activity.start).dt.days).to_numpy()
     parts = []
     for t in as_of_days:
         since_last = t - last_active[:, t]
@@ -141,8 +173,9 @@ def snapshots(
         part = pd.DataFrame(columns)
         part.insert(0, "as_of", activity.start + pd.Timedelta(days=t))
         part.insert(0, "user_id", activity.user_ids[rows])
+        static = static_as_of(history, first, activity.start + pd.Timedelta(days=t))
         for name in (*STATIC_NUMERIC, *STATIC_CATEGORICAL):
-            part[name] = users[name].to_numpy()[rows]
+            part[name] = static[name].to_numpy()[rows]
         if with_labels:
             horizon = config.label_horizon_days
             future = (
@@ -154,6 +187,26 @@ def snapshots(
     frame = pd.concat(parts, ignore_index=True)
     frame["is_paid"] = frame["is_paid"].astype(np.float64)
     return frame
+
+
+def users_history(users: pd.DataFrame) -> pd.DataFrame:
+    """Users rows sorted by id (and by `valid_from` when the table is a history)."""
+    keys = ["user_id", HISTORY_COLUMN] if HISTORY_COLUMN in users.columns else ["user_id"]
+    return users.sort_values(keys, kind="stable", na_position="first").reset_index(drop=True)
+
+
+def static_as_of(history: pd.DataFrame, first: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
+    """One row per user (in `first`'s order) with the attribute values valid on `day`.
+
+    Without a history every snapshot gets the table's values: they may be newer than the
+    snapshot (docs/features.md). Before a user's first recorded change, the first row applies.
+    """
+    if HISTORY_COLUMN not in history.columns or len(history) == len(first):
+        return first
+    since = history[HISTORY_COLUMN]
+    valid = history[since.isna() | (since <= day)]
+    current = pd.concat([first, valid]).drop_duplicates("user_id", keep="last")
+    return current.set_index("user_id").loc[first["user_id"]].reset_index()
 
 
 def feature_columns(config: FeatureConfig) -> tuple[list[str], list[str]]:
@@ -179,11 +232,19 @@ def training_days(activity: Activity, config: FeatureConfig) -> list[int]:
     return list(range(last, first - 1, -config.snapshot_every_days))[::-1]
 
 
-def time_split(frame: pd.DataFrame, test_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The last `test_fraction` of as-of dates are the test set; never a random split."""
+def time_split(frame: pd.DataFrame, test_fraction: float, embargo_days: int,
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The last `test_fraction` of as-of dates are the test set; training snapshots end
+    `embargo_days` before the first test snapshot, so no training label is computed from the
+    test period. Never a random split."""
     dates = np.sort(frame["as_of"].unique())
     n_test = max(1, round(len(dates) * test_fraction))
-    cutoff = dates[-n_test]
-    return frame[frame["as_of"] < cutoff].reset_index(drop=True), frame[
-        frame["as_of"] >= cutoff
-    ].reset_index(drop=True)
+    cutoff = pd.Timestamp(dates[-n_test])
+    last_train = cutoff - pd.Timedelta(days=embargo_days)
+    train = frame[frame["as_of"] <= last_train].reset_index(drop=True)
+    if train.empty:
+        raise ValueError(
+            f"{len(dates)} snapshot dates leave no training snapshot before the test period "
+            f"(from {cutoff.date()}) minus the {embargo_days}-day embargo; use more days of "
+            "events or a smaller test_fraction")
+    return train, frame[frame["as_of"] >= cutoff].reset_index(drop=True)

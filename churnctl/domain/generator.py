@@ -36,6 +36,9 @@ SOURCE_DRIFT = np.array([-0.8, -0.5, 1.0, 0.8, -0.5])
 SOURCE_ENGAGEMENT = np.array([0.1, 0.35, -0.35, 0.0, 0.3])
 SOURCE_CHURN = np.array([0.0, -0.3, 0.45, 0.15, -0.3])
 PRE_START_SHARE = 0.4  # users who signed up before `start` (up to a year earlier)
+# Leaving is not cancelling: a subscription keeps renewing (and retrying failed charges) for up
+# to a billing cycle after its user has gone, as on real platforms.
+CANCEL_LAG_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -158,10 +161,11 @@ def _mood(lat: _Latent, day: int, days: int) -> np.ndarray:
 
 def _payment_events(cfg: GeneratorConfig, rng: np.random.Generator,
                     lat: _Latent) -> tuple[np.ndarray, ...]:
-    """Monthly charges on the signup anniversary; failed charges retry after two days."""
+    """Monthly charges on the signup anniversary; failed charges retry after two days. Charges
+    go on for CANCEL_LAG_DAYS after a user's last activity."""
     payer = np.flatnonzero(lat.paid).astype(np.int32)
     offset = np.mod(lat.signup[payer], 30)
-    stop = np.minimum(lat.churn_day[payer], cfg.days)
+    stop = np.minimum(lat.churn_day[payer] + CANCEL_LAG_DAYS, cfg.days)
     base_fail = 0.04 * (1.0 + 2.0 * cfg.drift) + 0.04 * (1.0 - lat.engagement[payer])
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for month in range(cfg.days // 30 + 2):

@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 ALGORITHMS = ("logistic_regression", "hist_gradient_boosting")
+# The gradient-boosted model's settings before any search; the search's first trial.
+HGB_DEFAULTS: dict[str, Any] = {"learning_rate": 0.06, "max_leaf_nodes": 31,
+                                "l2_regularization": 1.0, "min_samples_leaf": 20}
+MAX_ITER = 500  # an upper bound: early stopping on a validation fold picks the count
 
 
-def build_estimator(algorithm: str, numeric: list[str], categorical: list[str], seed: int) -> Any:
+def build_estimator(algorithm: str, numeric: list[str], categorical: list[str], seed: int,
+                    params: dict[str, Any] | None = None) -> Any:
+    """A fresh Pipeline(prep, model). For the gradient-boosted model, `params` override
+    HGB_DEFAULTS and may set `max_iter`; early stopping is the caller's (see training.py)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -39,10 +46,10 @@ def build_estimator(algorithm: str, numeric: list[str], categorical: list[str], 
             sparse_threshold=0.0,
         )
         cat_mask = [False] * len(numeric) + [True] * len(categorical)
+        settings = {"max_iter": MAX_ITER, **HGB_DEFAULTS, **(params or {})}
         model = HistGradientBoostingClassifier(
-            learning_rate=0.06, max_iter=300, max_leaf_nodes=31, l2_regularization=1.0,
-            categorical_features=cat_mask if categorical else None,
-            early_stopping=True, validation_fraction=0.15, n_iter_no_change=20, random_state=seed,
+            **settings, categorical_features=cat_mask if categorical else None,
+            early_stopping=False, random_state=seed,
         )
     else:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")

@@ -94,17 +94,21 @@ def check_tables(
     frames = {"users": users, "events": events}
     for table, frame in frames.items():
         for column in TABLES[table]:
-            results.extend(_column_checks(frame, table, column))
+            if column.name in frame.columns:
+                results.extend(_column_checks(frame, table, column))
         key = PRIMARY_KEYS[table]
-        dupes = int(frame[key].duplicated().sum())
+        # A users history has one row per user and valid_from date.
+        keys = [key, *(["valid_from"] if "valid_from" in frame.columns else [])]
+        duplicated = frame.duplicated(keys)
+        dupes = int(duplicated.sum())
         results.append(
             CheckResult(
                 "unique",
                 table,
-                key,
+                "+".join(keys),
                 dupes == 0,
                 dupes,
-                f"{dupes} duplicate id(s), e.g. {frame.loc[frame[key].duplicated(), key].iloc[0]}"
+                f"{dupes} duplicate id(s), e.g. {frame.loc[duplicated, key].iloc[0]}"
                 if dupes
                 else "",
             )

@@ -26,6 +26,7 @@ class Column:
     allowed: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    optional: bool = False  # the file may lack the column altogether
 
 
 USERS: tuple[Column, ...] = (
@@ -35,6 +36,9 @@ USERS: tuple[Column, ...] = (
     Column("is_paid", "int", minimum=0, maximum=1),
     Column("country", "str", allowed=COUNTRIES),
     Column("marketing_source", "str", allowed=MARKETING_SOURCES),
+    # With it, users is a history: one row per user and date the attributes took effect, and
+    # features join each snapshot to the values valid on its day.
+    Column("valid_from", "date", required=False, optional=True),
 )
 
 EVENTS: tuple[Column, ...] = (

@@ -50,14 +50,15 @@ def read_raw(path: Path) -> pd.DataFrame:
 def conform(frame: pd.DataFrame, columns: tuple[Column, ...], path: Path,
             ) -> tuple[pd.DataFrame, list[str]]:
     """Select and type the model's columns; return the table and notes on ignored columns."""
-    missing = [c.name for c in columns if c.name not in frame.columns]
+    missing = [c.name for c in columns if c.name not in frame.columns and not c.optional]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; the file has "
                         f"{', '.join(map(str, frame.columns))}")
     known = {c.name for c in columns}
     extra = [str(c) for c in frame.columns if c not in known]
     notes = [f"{path.name}: ignored extra column(s) {', '.join(extra)}"] if extra else []
-    out = pd.DataFrame({c.name: _coerce(frame[c.name], c, path) for c in columns})
+    out = pd.DataFrame({c.name: _coerce(frame[c.name], c, path) for c in columns
+                        if c.name in frame.columns})
     return out, notes
 
 

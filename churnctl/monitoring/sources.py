@@ -164,6 +164,8 @@ def feature_config(options: dict[str, Any]) -> Any:
     values = {k: v for k, v in options.items() if k in known}
     if "windows" in values:
         values["windows"] = tuple(sorted(values["windows"]))
+    if "activity_events" in values:
+        values["activity_events"] = tuple(values["activity_events"])
     return FeatureConfig(**values)
 
 
@@ -178,8 +180,10 @@ def snapshot_from_raw(raw: dict[str, Path], reference: Reference) -> Current:
     notes += more
     if events.empty:
         raise DataError(f"{raw['events']}: no events; nothing to compute features from")
-    if users["user_id"].duplicated().any():
-        raise DataError(f"{raw['users']}: column user_id has duplicates; keep one row per user")
+    keys = ["user_id", *([F.HISTORY_COLUMN] if F.HISTORY_COLUMN in users.columns else [])]
+    if users.duplicated(keys).any():
+        raise DataError(f"{raw['users']}: column {'+'.join(keys)} has duplicates; keep one row "
+                        "per user (per valid_from date in a history)")
     unknown = ~events["user_id"].isin(users["user_id"])
     if unknown.any():
         # Events of users missing from the users table cannot get static features.
@@ -187,7 +191,7 @@ def snapshot_from_raw(raw: dict[str, Path], reference: Reference) -> Current:
                      f"not in {raw['users'].name}")
         events = events[~unknown]
     config = feature_config(reference.feature_options)
-    activity = F.daily_activity(users, events)
+    activity = F.daily_activity(users, events, config.activity_events)
     frame = F.snapshots(activity, users, [activity.days - 1], config, with_labels=False)
     as_of = (activity.start + pd.Timedelta(days=activity.days - 1)).date().isoformat()
     source = f"{raw['users']} + {raw['events']}"

@@ -62,8 +62,11 @@ def report_numbers(workspace: Workspace, record: dict[str, Any]) -> dict[str, An
             "primary_metric": evaluation["primary_metric"],
             "selection": evaluation.get("selection", "test set"),
             "threshold": evaluation["threshold"],
-            "algorithms": {a: {"test": m, "cv": evaluation.get("cv", {}).get(a)}
-                           for a, m in evaluation["models"].items()},
+            "algorithms": {a: {"test": evaluation["models"].get(a), "cv": cv}
+                           for a, cv in (evaluation.get("cv") or
+                                         dict.fromkeys(evaluation["models"])).items()},
+            "search": evaluation.get("search"),
+            "platt": evaluation.get("platt"),
         },
         "metrics": evaluation["models"][chosen],
         "roc": evaluation["roc"],

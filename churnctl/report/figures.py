@@ -159,9 +159,10 @@ def models(numbers: dict[str, Any]) -> Any:
             x=algorithms, y=[c["mean"].get(metric) if c else None for c in cv],
             error_y={"type": "data", "array": [c["std"].get(metric) if c else None for c in cv]},
             name=f"cross-validation mean {metric}", marker={"color": REFERENCE_COLOUR}))
-    traces.append(go.Bar(x=algorithms,
-                         y=[numbers["model"]["algorithms"][a]["test"][metric] for a in algorithms],
-                         name=f"test {metric}", marker={"color": MODEL_COLOUR}))
+    tests = [numbers["model"]["algorithms"][a]["test"] for a in algorithms]
+    traces.append(go.Bar(x=algorithms, y=[t[metric] if t else None for t in tests],
+                         name=f"test {metric} (chosen model only)",
+                         marker={"color": MODEL_COLOUR}))
     return _layout(go.Figure(traces), f"Candidate algorithms by {metric}", "algorithm", metric,
                    barmode="group")
 

@@ -164,17 +164,58 @@ def _comparison(n: dict[str, Any]) -> str:
     c = n["comparison"]
     incumbent = c.get("incumbent") or {}
     metric = n["model"]["primary_metric"]
-    algorithms = [[a, (v["cv"] or {}).get("mean", {}).get(metric), v["test"][metric],
-                   v["test"]["roc_auc"]] for a, v in n["model"]["algorithms"].items()]
-    body = _table(["algorithm", f"cross-validation {metric}", f"test {metric}", "test roc_auc"],
+    algorithms = [[a, (v["cv"] or {}).get("mean", {}).get(metric),
+                   (v["test"] or {}).get(metric, "not measured"),
+                   (v["test"] or {}).get("roc_auc", "not measured")]
+                  for a, v in n["model"]["algorithms"].items()]
+    body = _table(["algorithm", f"validation-fold {metric}", f"test {metric}", "test roc_auc"],
                   algorithms, "algorithms") + _figure("models", figures.models(n))
+    body += _search(n)
     if incumbent.get("production"):
         rows = [[m, incumbent["candidate"][m], incumbent["production"][m]]
                 for m in ("pr_auc", "roc_auc", "brier")]
         body += _table(["metric", "this model", f"production v{incumbent['version']}"], rows,
                        "incumbent") + _figure("comparison", figures.comparison(n))
+    body += _gate(incumbent)
     lead = c.get("decision") or "No promotion decision recorded."
     return _section("comparison", "Comparison with the incumbent model", lead, body)
+
+
+def _search(n: dict[str, Any]) -> str:
+    """How the model was chosen: the folds, every setting tried and its fold score."""
+    search = n["model"].get("search")
+    if not search:
+        return ""
+    folds, metric = search["folds"], n["model"]["primary_metric"]
+    rows = [[t["algorithm"], ", ".join(f"{k}={v}" for k, v in t["params"].items()) or "defaults",
+             t["mean"].get(metric), t["std"].get(metric),
+             ", ".join(map(str, t["iterations"])) or "", t["seconds"]]
+            for t in search["trials"]]
+    budget = " (stopped by the time budget)" if search["stopped_by_budget"] else ""
+    lead = (f"{len(search['trials'])} setting(s) on {folds['folds']} {folds['kind']} folds of "
+            f"the training set{budget}. {folds.get('note') or ''}")
+    platt = n["model"].get("platt")
+    calibrated = (f"Probabilities are Platt-scaled on out-of-fold scores (slope {platt[0]:.3f}, "
+                  f"intercept {platt[1]:.3f})." if platt else "Probabilities are not recalibrated.")
+    return (f"<p>{escape(lead)}</p>"
+            + _table(["algorithm", "settings", f"mean {metric}", "std", "early-stopped rounds",
+                      "seconds"], rows, "search")
+            + f"<p>{escape(calibrated)}</p>")
+
+
+def _gate(incumbent: dict[str, Any]) -> str:
+    """The promotion gate's paired bootstrap interval, when one was computed."""
+    interval = incumbent.get("interval")
+    if not interval:
+        return ""
+    rows = [["difference (this model minus production)", interval["difference"]],
+            [f"{interval['level']:.0%} interval, lower", interval["lower"]],
+            [f"{interval['level']:.0%} interval, upper", interval["upper"]],
+            ["margin the lower bound must exceed", incumbent.get("margin")],
+            ["test rows (paired)", interval["rows"]],
+            ["bootstrap resamples", interval["resamples"]]]
+    return (f"<p>Gate on {escape(interval['metric'])}: promote only when the lower bound of the "
+            "interval is above the margin.</p>" + _table(["", "value"], rows, "gate"))
 
 
 def render_html(numbers: dict[str, Any]) -> str:
