@@ -164,6 +164,14 @@ def test_changed_param_reruns_only_train_and_mirrors_the_gate(v2_copy: Path) -> 
     assert challenger.tags["churnctl.local_version"] == "2"
     assert record["tracking"]["aliases"] == {"champion": int(champion.version),
                                              "challenger": int(challenger.version)}
+    # The gate's decision, its bootstrap interval and the rows it used are in the MLflow run.
+    logged = client.get_run(record["tracking"]["tracker_run"])
+    interval = train["summary"]["incumbent"]["interval"]
+    assert logged.data.metrics["gate.lower"] == pytest.approx(interval["lower"])
+    assert logged.data.metrics["gate.rows"] == interval["rows"] > 0
+    assert logged.data.tags["churnctl.promotion"] == train["summary"]["decision"]
+    reports = {a.path for a in client.list_artifacts(logged.info.run_id, "reports")}
+    assert "reports/promotion.json" in reports
 
 
 def test_push_then_pull_restores_data_and_nothing_reruns(v2_copy: Path) -> None:

@@ -224,6 +224,7 @@ class MlflowTracker(Tracker):
         (self._bundle / "reports").mkdir(exist_ok=True)
         (self._bundle / "reports" / "data.json").write_text(json.dumps(
             _data_report(self._rows, self._artifacts), indent=2, default=str))
+        self._log_gate()
         self.client.log_artifacts(self.run_id, str(self._bundle))
         result: dict[str, Any] = {"tracker_run": self.run_id}
         features, train = self._artifacts.get("features"), self._artifacts.get("train")
@@ -239,6 +240,26 @@ class MlflowTracker(Tracker):
             self.client.set_terminated(self.run_id, "FAILED")
         self._cleanup()
         return result
+
+    def _log_gate(self) -> None:
+        """The promotion decision, its bootstrap interval and the rows it used: a report,
+        `gate.*` metrics and a tag, so the MLflow UI shows why a version was (not) promoted."""
+        from mlflow.entities import Metric, RunTag
+
+        assert self._bundle is not None
+        summary = self._rows.get("train", {}).get("summary", {})
+        if "decision" not in summary:
+            return
+        gate = {k: summary.get(k) for k in ("model_version", "promoted", "decision",
+                                            "incumbent")}
+        (self._bundle / "reports" / "promotion.json").write_text(
+            json.dumps(gate, indent=2, default=str))
+        interval = (summary.get("incumbent") or {}).get("interval") or {}
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(f"gate.{k}", float(interval[k]), stamp, 0)
+                   for k in ("difference", "lower", "upper", "rows") if k in interval]
+        self.client.log_batch(self.run_id, metrics=metrics, tags=[
+            RunTag("churnctl.promotion", str(summary.get("decision"))[:5000])])
 
     def abort(self) -> None:
         try:
