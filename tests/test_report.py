@@ -151,6 +151,16 @@ def test_profile_dropped_and_incumbent_sections(two_runs) -> None:
     assert bars[1]["y"] == [incumbent["production"][m] for m in ("pr_auc", "roc_auc", "brier")]
     assert numbers["comparison"]["decision"] in page.tables["incumbent"][0][2] or \
         "production v1" in page.tables["incumbent"][0][2]
+    # The gate's paired bootstrap interval, on the second run's own test rows.
+    interval = incumbent["interval"]
+    assert interval["rows"] == data["test_rows"] and interval["lower"] <= interval["upper"]
+    gate = dict((row[0], row[1]) for row in page.tables["gate"][1:])
+    assert float(gate["90% interval, lower"]) == pytest.approx(interval["lower"], abs=1e-3)
+    assert f"{interval['lower']:+.4f}" in numbers["comparison"]["decision"]
+    # How the model was chosen: one row per setting tried on the validation folds.
+    trials = numbers["model"]["search"]["trials"]
+    assert len(page.tables["search"]) == 1 + len(trials)
+    assert {t["algorithm"] for t in trials} == {"logistic_regression", "hist_gradient_boosting"}
 
 
 def test_report_command(two_runs, tmp_path: Path) -> None:

@@ -73,7 +73,12 @@ class SklearnTrainer(Backend):
         from churnctl.domain.metrics import classification_metrics
         from churnctl.domain.model import MODEL_FILE
         from churnctl.domain.quality import single_feature_auc
-        from churnctl.domain.table_evaluation import data_profile, evaluate, permutation_importance
+        from churnctl.domain.table_evaluation import (
+            calibration,
+            data_profile,
+            evaluate,
+            permutation_importance,
+        )
         from churnctl.domain.threshold import decision_threshold
         from churnctl.domain.training import platt, refit, select
 
@@ -113,7 +118,8 @@ class SklearnTrainer(Backend):
         chosen.threshold, how = decision_threshold(
             rule, y_train, oof, cost_ratio=opts.cost_ratio, contact_share=opts.contact_share,
             fixed=opts.threshold)
-        proba = chosen.predict_proba(test[columns])
+        raw = chosen.estimator.predict_proba(chosen.to_frame(test[columns]))[:, 1]
+        proba = chosen.calibrate(raw)
         chosen.metrics = classification_metrics(y_test, proba)
         chosen.save(ctx.out_dir / MODEL_FILE)
         keys = [schema["id"], *([schema["time"]] if schema.get("time") in test else [])]
@@ -138,6 +144,7 @@ class SklearnTrainer(Backend):
             "data": data_profile(train, test, target, numeric, categorical),
             "split": schema.get("split", "time"), "split_detail": features.meta("split", None),
             **evaluate(y_test, proba, chosen.threshold),
+            "calibration_before": calibration(y_test, raw) if chosen.calibration else None,
         })
         metrics = dict(chosen.metrics)
         for algorithm, values in cv.items():

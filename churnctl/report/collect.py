@@ -72,6 +72,7 @@ def report_numbers(workspace: Workspace, record: dict[str, Any]) -> dict[str, An
         "roc": evaluation["roc"],
         "pr": evaluation["pr"],
         "calibration": evaluation["calibration"],
+        "calibration_before": evaluation.get("calibration_before"),
         "confusion": evaluation["confusion"],
         "gain": evaluation["gain"],
         "importance": evaluation["importance"],

@@ -58,15 +58,19 @@ def precision_recall(numbers: dict[str, Any]) -> Any:
 def calibration(numbers: dict[str, Any]) -> Any:
     import plotly.graph_objects as go
 
-    data = numbers["calibration"]
-    top = max([*data["predicted"], *data["observed"], 0.05])
-    fig = go.Figure([
-        go.Scatter(x=data["predicted"], y=data["observed"], mode="lines+markers", name="model",
-                   text=[f"{n} customers" for n in data["customers"]],
-                   line={"color": MODEL_COLOUR}),
-        go.Scatter(x=[0, top], y=[0, top], mode="lines", name="perfectly calibrated",
-                   line={"color": REFERENCE_COLOUR, "dash": "dash"}),
-    ])
+    data, before = numbers["calibration"], numbers.get("calibration_before")
+    top = max([*data["predicted"], *data["observed"], *(before or {}).get("predicted", []), 0.05])
+    traces = [go.Scatter(x=data["predicted"], y=data["observed"], mode="lines+markers",
+                         name="model (calibrated)" if before else "model",
+                         text=[f"{n} customers" for n in data["customers"]],
+                         line={"color": MODEL_COLOUR})]
+    if before:  # what Platt scaling on out-of-fold scores changed
+        traces.append(go.Scatter(x=before["predicted"], y=before["observed"],
+                                 mode="lines+markers", name="before calibration",
+                                 line={"color": INCUMBENT_COLOUR, "dash": "dot"}))
+    traces.append(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="perfectly calibrated",
+                             line={"color": REFERENCE_COLOUR, "dash": "dash"}))
+    fig = go.Figure(traces)
     return _layout(fig, "Calibration: predicted vs observed churn (10 equal-size bins)",
                    "mean predicted probability", "observed churn rate")
 
