@@ -9,6 +9,9 @@ spellings, messiness and difficulty of its public counterpart.
 - `bank_like`: `RowNumber`, `CustomerId`, `Surname`, credit score, geography, age, balance,
   products, `Exited` 1/0. Churn depends on age and product count non-monotonically, so trees
   beat a linear model (high-0.8s against high-0.7s).
+- `numeric_telecom_like`: an all-numeric telecom export (minutes, calls and charges per period,
+  0/1 plans, customer service calls, `Churn` 0/1). Threshold effects and interactions, so
+  trees beat a linear model by one to three points of ROC AUC (about 0.86 against 0.84).
 """
 
 from __future__ import annotations
@@ -201,3 +204,51 @@ def run_table(root: Path | str, data: Path | str, *args: str) -> Any:
 
     return CliRunner().invoke(app, ["run", "--workspace", str(root), "--data", str(data), "--json",
                                     *FAST, *args], catch_exceptions=False)
+
+
+def numeric_telecom_like(rows: int = 5000, seed: int = 0) -> pd.DataFrame:
+    """An all-numeric telecom export, like the public "telecom churn" / cell2cell tables.
+
+    Account length, area code, international and voice-mail plans as 0/1, day/eve/night/intl
+    minutes, calls and charges (each charge a fixed rate times the minutes, as in the export),
+    customer service calls and `Churn` 0/1 at about 14 %. Churn jumps at four or more service
+    calls (most of all for light users) and once the total charge passes a level, and the
+    international plan matters with many international minutes: threshold effects and
+    interactions, so trees beat a linear model by a few points of ROC AUC.
+    """
+    rng = np.random.default_rng(seed)
+    n = rows
+    account = np.clip(np.round(rng.normal(101, 40, n)), 1, 243).astype(int)
+    area = rng.choice([408, 415, 510], size=n, p=[0.25, 0.5, 0.25])
+    intl_plan = (rng.random(n) < 0.095).astype(int)
+    vmail_plan = (rng.random(n) < 0.265).astype(int)
+    vmail_messages = np.where(vmail_plan == 1,
+                              np.clip(np.round(rng.normal(29, 7.5, n)), 1, 52), 0).astype(int)
+    usage: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for period, mean, sd, rate in (("day", 180, 54, 0.17), ("eve", 200, 50, 0.085),
+                                   ("night", 200, 50, 0.045), ("intl", 10.2, 2.8, 0.27)):
+        minutes = np.round(np.clip(rng.normal(mean, sd, n), 0, None), 1)
+        calls = (rng.poisson(4.4, n) if period == "intl" else rng.poisson(100, n)).astype(int)
+        usage[period] = (minutes, calls, np.round(minutes * rate, 2))
+    service_calls = rng.poisson(1.55, n).astype(int)
+    total_charge = sum(charge for _, _, charge in usage.values())
+    day_minutes, intl_minutes, intl_calls = usage["day"][0], usage["intl"][0], usage["intl"][1]
+    many_calls = service_calls >= 4
+    logit = (3.0 * many_calls * np.where(day_minutes < 160, 1.5, 0.8)
+             + 0.15 * service_calls
+             + 4.0 * _sigmoid((total_charge - 71.0) / 1.2) * (1.0 - 0.35 * vmail_plan)
+             + intl_plan * (1.4 + 2.4 * (intl_minutes > 13.0) + 1.6 * (intl_calls < 3))
+             - 0.9 * vmail_plan + 0.004 * (account - 100)
+             + rng.normal(0, 0.3, n))
+    churn = (rng.random(n) < _calibrate(logit, 0.145)).astype(int)
+    frame = pd.DataFrame({
+        "Account length": account, "Area code": area, "International plan": intl_plan,
+        "Voice mail plan": vmail_plan, "Number vmail messages": vmail_messages,
+    })
+    for period, (minutes, calls, charge) in usage.items():
+        frame[f"Total {period} minutes"] = minutes
+        frame[f"Total {period} calls"] = calls
+        frame[f"Total {period} charge"] = charge
+    frame["Customer service calls"] = service_calls
+    frame["Churn"] = churn
+    return frame
