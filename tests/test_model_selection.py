@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from churnctl.domain.folds import embargoed_time_folds, event_folds, table_folds
 from churnctl.domain.modeling import build_estimator
 from churnctl.domain.threshold import decision_threshold
-from churnctl.domain.training import HGB, platt, refit, search_settings, select
+from churnctl.domain.training import HGB, candidates, platt, refit, search_settings, select
 
 
 @settings(max_examples=50, deadline=None)
@@ -83,6 +83,10 @@ def test_a_zero_budget_runs_each_algorithm_once_and_more_budget_searches() -> No
     quick = select(_make, ["logistic_regression", HGB], x, y, folds, "roc_auc", 0.0, 6, 0)
     assert [t.algorithm for t in quick.trials] == ["logistic_regression", HGB]
     assert quick.stopped_by_budget
+    # With time, the searches take turns: the linear model's C, then boosting settings.
+    order = [(a, p) for _, a, p in candidates(["logistic_regression", HGB], 0, 3)]
+    assert [a for a, _ in order] == ["logistic_regression", HGB] * 3
+    assert order[2][1] == {"C": 0.1}
     full = select(_make, [HGB], x, y, folds, "roc_auc", None, 3, 0)
     assert len(full.trials) == 3 and not full.stopped_by_budget
     assert full.best.mean["roc_auc"] == max(t.mean["roc_auc"] for t in full.trials)

