@@ -58,6 +58,47 @@ def test_predictions_match_the_model_and_are_ranked(demo: Workspace, tmp_path: P
     assert not list((tmp_path / "out").glob(".*.tmp"))  # temp files renamed or removed
 
 
+@pytest.fixture(scope="module")
+def boosting_demo(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return make_demo_workspace(tmp_path_factory.mktemp("boosting"), users=1500, algorithm="hgb")
+
+
+def test_gradient_boosting_batch_runs_on_the_compiled_library(boosting_demo: Workspace,
+                                                              tmp_path: Path) -> None:
+    pytest.importorskip("tl2cgen")
+    result = score_latest(boosting_demo, out_dir=tmp_path / "out")
+    summary = json.loads(result.files["summary"].read_text())
+    assert summary["scorer"] == "tl2cgen" and summary["scorer_reason"] == ""
+    assert summary["verified_rows"] >= 2_000  # 1,000 synthetic + edge cases + real rows
+    assert summary["seconds"]["verify"] > 0
+    libraries = list((boosting_demo.state / "cache" / "compiled").iterdir())
+    assert len(libraries) == 1 and libraries[0].suffix == ".so"
+    features = pd.read_parquet(next(boosting_demo.artifacts.glob("features/*/latest.parquet")))
+    frame = pd.read_parquet(result.files["parquet"]).set_index("user_id")
+    np.testing.assert_allclose(frame.loc[features["user_id"], "churn_probability"].to_numpy(),
+                               _production_model(boosting_demo).predict_proba(features),
+                               rtol=0, atol=1e-9)
+    built = libraries[0].stat().st_mtime_ns
+    again = score_latest(boosting_demo, out_dir=tmp_path / "again")
+    assert again.scorer == "tl2cgen" and libraries[0].stat().st_mtime_ns == built  # cached
+
+
+def test_batch_without_the_library_says_why(boosting_demo: Workspace, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "treelite", None)
+    result = score_latest(boosting_demo, out_dir=tmp_path / "out")
+    summary = json.loads(result.files["summary"].read_text())
+    assert summary["scorer"] == "trees"
+    assert "treelite/tl2cgen not installed" in summary["scorer_reason"]
+    features = pd.read_parquet(next(boosting_demo.artifacts.glob("features/*/latest.parquet")))
+    frame = pd.read_parquet(result.files["parquet"]).set_index("user_id")
+    np.testing.assert_allclose(frame.loc[features["user_id"], "churn_probability"].to_numpy(),
+                               _production_model(boosting_demo).predict_proba(features),
+                               rtol=0, atol=1e-9)
+
+
 def test_as_of_picks_each_users_newest_snapshot_before_the_date(tmp_path: Path) -> None:
     workspace = Workspace(tmp_path).ensure()
     old = demo_features(300, seed=1, as_of=date(2025, 3, 31))

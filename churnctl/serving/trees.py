@@ -2,7 +2,7 @@
 
 One row through 300 trees is ~2,000 splits. sklearn's predict spends ~1 ms per call on
 OpenMP dispatch (far more on a busy machine), a list-walking loop ~0.3-0.5 ms, and straight-line
-comparisons ~0.1 ms. The source is built only from the fitted model's numbers (feature indices,
+comparisons ~40 µs. The source is built only from the fitted model's numbers (feature indices,
 thresholds, category codes, leaf values), each printed with repr() so it reads back exactly; the
 rules are those of sklearn's `_predict_one_from_raw_data`, so results match bit for bit.
 """
@@ -22,7 +22,8 @@ MAX_DEPTH = 80  # Python's parser allows 100 levels of indentation
 
 def _bits(words: np.ndarray) -> list[int]:
     """The members of one sklearn bitset row (8 x uint32 = categories 0..255)."""
-    return [i for i in range(32 * len(words)) if (int(words[i // 32]) >> (i % 32)) & 1]
+    octets = np.ascontiguousarray(words, dtype="<u4").view(np.uint8)
+    return np.flatnonzero(np.unpackbits(octets, bitorder="little")).tolist()
 
 
 def _members(codes: list[int]) -> str:
@@ -31,12 +32,24 @@ def _members(codes: list[int]) -> str:
 
 
 class _TreeSource:
-    def __init__(self, predictor: Any, known: Any, feature_map: Any) -> None:
+    def __init__(self, number: int, predictor: Any, known: Any, feature_map: Any,
+                 seen: dict[int, list[int]]) -> None:
+        self.number = number
         self.nodes = predictor.nodes
         self.raw_left = predictor.raw_left_cat_bitsets
         self.known = known
         self.feature_map = feature_map
+        self.seen = seen  # known category codes per categorical feature, shared by all trees
         self.lines: list[str] = []
+
+    def leaf(self, index: int) -> str:
+        """The literal a leaf adds (tests corrupt one here to see verification refuse it)."""
+        return repr(float(self.nodes[index]["value"]))
+
+    def known_codes(self, feature: int) -> list[int]:
+        if feature not in self.seen:
+            self.seen[feature] = _bits(self.known[self.feature_map[feature]])
+        return self.seen[feature]
 
     def emit(self, index: int, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -44,17 +57,17 @@ class _TreeSource:
         node = self.nodes[index]
         pad = "    " * (depth + 1)
         if node["is_leaf"]:
-            self.lines.append(f"{pad}return {float(node['value'])!r}")
+            self.lines.append(f"{pad}t += {self.leaf(index)}")
             return
-        x = f"x[{int(node['feature_idx'])}]"
+        x = f"x{int(node['feature_idx'])}"
         missing_left = bool(node["missing_go_to_left"])
         if node["is_categorical"]:
             # Left set -> left; other known categories -> right; NaN, negative or unseen codes
             # -> the side missing values take.
             left = _bits(self.raw_left[node["bitset_idx"]])
-            seen = _bits(self.known[self.feature_map[node["feature_idx"]]])
             if missing_left:
-                right = [c for c in seen if c not in set(left)]
+                chosen = set(left)
+                right = [c for c in self.known_codes(int(node["feature_idx"])) if c not in chosen]
                 condition = f"not ({x} in {_members(right)})"
             else:
                 condition = f"{x} in {_members(left)}"
@@ -75,15 +88,18 @@ def compile_trees(estimator: Any) -> Callable[[list[float]], float]:
     known, feature_map = None, None
     if any(p.nodes["is_categorical"].any() for p in predictors):
         known, feature_map = estimator._bin_mapper.make_known_categories_bitsets()
-    lines: list[str] = []
-    for number, predictor in enumerate(predictors):
-        tree = _TreeSource(predictor, known, feature_map)
-        tree.emit(0, 0)
-        lines += [f"def tree_{number}(x):", *tree.lines]
+    # One function: the inputs unpacked into locals once, then each tree in turn adds its leaf
+    # (no call per tree: ~15% faster). sklearn adds the trees to the baseline in order, and the
+    # same order gives the same rounding.
     baseline = float(np.asarray(estimator._baseline_prediction).ravel()[0])
-    # sklearn adds the trees to the baseline in order: the same order gives the same rounding.
-    total = " + ".join([repr(baseline), *(f"tree_{n}(x)" for n in range(len(predictors)))])
-    lines += ["def raw(x):", f"    return {total}"]
+    names = [f"x{i}" for i in range(int(estimator.n_features_in_))]
+    lines = ["def raw(x):", f"    {', '.join(names)}, = x", f"    t = {baseline!r}"]
+    seen: dict[int, list[int]] = {}
+    for number, predictor in enumerate(predictors):
+        tree = _TreeSource(number, predictor, known, feature_map, seen)
+        tree.emit(0, 0)
+        lines += tree.lines
+    lines.append("    return t")
     namespace: dict[str, Any] = {"inf": math.inf, "__builtins__": {}}
     code = compile("\n".join(lines), "<churnctl-trees>", "exec")
     # The source holds only numbers taken from the fitted model and names defined above.
