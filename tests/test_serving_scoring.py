@@ -37,10 +37,10 @@ def _trained(frame: pd.DataFrame, estimator: Any, name: str) -> ChurnModel:
     return model
 
 
-def _messy(frame: pd.DataFrame) -> pd.DataFrame:
+def _messy(frame: pd.DataFrame, size: int = 400, seed: int = 5) -> pd.DataFrame:
     """Rows with unseen categories, missing categories and missing numbers."""
-    rows = frame.sample(400, random_state=5).reset_index(drop=True)
-    rows.loc[::5, "country"] = "Atlantis"
+    rows = frame.sample(size, random_state=seed).reset_index(drop=True)
+    rows.loc[::5, "country"] = "Atlantis"  # unseen: OrdinalEncoder's -1, missing for the trees
     rows.loc[::7, "plan"] = None
     rows.loc[::3, "events_30d"] = np.nan
     return rows

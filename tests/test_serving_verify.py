@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,8 @@ from churnctl.serving.scoring import (
     sklearn_version_problem,
 )
 from tests.serving_demo import CATEGORIES, NUMERIC, demo_features
+from tests.test_serving_scoring import _expected
+from tests.test_serving_scoring import _messy as messy_rows
 
 CATEGORICAL = list(CATEGORIES)
 
@@ -48,17 +49,7 @@ def boosting(frame: pd.DataFrame) -> ChurnModel:
 
 
 def _messy(frame: pd.DataFrame) -> pd.DataFrame:
-    rows = frame.sample(600, random_state=8).reset_index(drop=True)
-    rows.loc[::5, "country"] = "Atlantis"  # unseen: OrdinalEncoder's -1, missing for the trees
-    rows.loc[::7, "plan"] = None
-    rows.loc[::3, "events_30d"] = np.nan
-    return rows
-
-
-def _expected(model: ChurnModel, rows: pd.DataFrame) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return model.predict_proba(rows)
+    return messy_rows(frame, 600, seed=8)
 
 
 def _busiest_leaf(counts: np.ndarray, is_leaf: np.ndarray) -> int:
