@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churnctl.cli.main import app
+from churnctl.deploy.render import render
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -69,6 +70,44 @@ def test_dry_run_json_and_out(isolated: Path) -> None:
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "ghcr.io/me/churnctl:1.2.0"
     )
+
+
+def test_dry_run_output_yaml_is_the_manifests_and_nothing_else(isolated: Path) -> None:
+    # An unpinned image makes a warning: it must go to stderr, not into the YAML stream.
+    image = "ghcr.io/me/churnctl:latest"
+    out = isolated / "build"
+    result = deploy(
+        "--dry-run", "-o", "yaml", "--profile", "v1", "--image", image, "--out", str(out),
+        workspace=isolated,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = render("staging", namespace="churn", image=image, root=ROOT / "infra" / "k8s")
+    assert list(yaml.safe_load_all(result.stdout)) == expected
+    assert result.stdout.startswith("apiVersion: v1\nkind: Namespace\n")
+    assert "no pinned tag or digest" in result.stderr
+    assert f"wrote {out / 'manifests.yaml'}" in result.stderr
+    assert (out / "manifests.yaml").read_text() == result.stdout
+
+
+def test_dry_run_output_json_is_a_v1_list(isolated: Path) -> None:
+    result = deploy(
+        "--dry-run", "--output", "json", "--overlay", "production", "-n", "churn-prod",
+        workspace=isolated,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = render("production", namespace="churn-prod", root=ROOT / "infra" / "k8s")
+    assert json.loads(result.stdout) == {"apiVersion": "v1", "kind": "List", "items": expected}
+    assert result.stderr == ""
+
+
+def test_output_format_and_json_are_checked(isolated: Path) -> None:
+    result = deploy("--dry-run", "-o", "xml", workspace=isolated)
+    assert result.exit_code == 2
+    assert "'xml' is not one of 'yaml', 'json'" in result.output
+    result = deploy("--dry-run", "-o", "yaml", "--json", workspace=isolated)
+    assert result.exit_code == 2
+    assert "use one of them" in result.output
+    assert result.stdout == ""
 
 
 def test_profile_options_feed_the_deploy(isolated: Path) -> None:

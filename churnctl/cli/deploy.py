@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from churnctl.cli.common import (
@@ -48,6 +49,18 @@ ForceOption = Annotated[
     bool,
     typer.Option("--force-conflicts", help="Take over fields another field manager owns."),
 ]
+OUTPUT_FORMATS = ("yaml", "json")
+OutputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        click_type=click.Choice(OUTPUT_FORMATS),
+        help="Print the objects as yaml (a multi-document stream) or json (a v1 List) on "
+        "stdout, nothing else: the rendered ones with --dry-run, the applied ones otherwise.",
+        show_default=False,
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +78,14 @@ def _options(profile: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
     return backend, options
 
 
-def _table(title: str, rows: list[dict[str, str]], columns: tuple[str, ...]) -> None:
+def _human(output: str | None) -> Any:
+    """Where messages for people go: stdout, unless stdout carries the objects (`-o`)."""
+    return err_console() if output else console()
+
+
+def _table(
+    title: str, rows: list[dict[str, str]], columns: tuple[str, ...], output: str | None
+) -> None:
     from rich.table import Table
 
     table = Table(title=title)
@@ -73,13 +93,29 @@ def _table(title: str, rows: list[dict[str, str]], columns: tuple[str, ...]) -> 
         table.add_column(column)
     for row in rows:
         table.add_row(*(row.get(column, "") for column in columns))
-    console().print(table)
+    _human(output).print(table)
 
 
-def _print_diffs(diffs: list[Any]) -> None:
+def format_objects(objects: list[dict[str, Any]], output: str) -> str:
+    """The objects as `kubectl ... -o yaml|json` prints them: a YAML stream or a v1 List."""
+    import json
+
+    from churnctl.deploy.render import to_yaml
+
+    if output == "yaml":
+        return to_yaml(objects)
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2) + "\n"
+
+
+def _print_objects(objects: list[dict[str, Any]], output: str) -> None:
+    # Plain text, not rich: rich would wrap long lines and read `[...]` as markup.
+    typer.echo(format_objects(objects, output), nl=False)
+
+
+def _print_diffs(diffs: list[Any], output: str | None) -> None:
     from rich.syntax import Syntax
 
-    out = console()
+    out = _human(output)
     for item in diffs:
         if item.diff and item.action != "unchanged":
             out.print(Syntax(item.diff, "diff", theme="ansi_dark", background_color="default"))
@@ -100,6 +136,7 @@ def deploy(
     pipeline_image: PipelineImageOption = None,
     out: OutOption = None,
     force_conflicts: ForceOption = False,
+    output: OutputOption = None,
     workspace: WorkspaceOption = Path("."),
     json_out: JsonOption = False,
 ) -> None:
@@ -108,11 +145,14 @@ def deploy(
     Renders the kustomize overlay (infra/k8s), validates every object
     against the Kubernetes schemas offline, prints a diff against the
     cluster and applies it server-side (field manager "churnctl").
-    --dry-run needs no cluster.
+    --dry-run needs no cluster; with -o yaml it prints the manifests
+    (as kubectl's --dry-run=client -o yaml does) and nothing else.
 
     Examples:
 
       churnctl deploy --dry-run
+
+      churnctl deploy --dry-run -o yaml > manifests.yaml
 
       churnctl deploy --dry-run --overlay production --out build/k8s
 
@@ -123,6 +163,8 @@ def deploy(
     from churnctl.deploy.render import summarize, write_manifests
     from churnctl.settings import resolve_profile_name
 
+    if output and json_out:
+        raise UserError("--json and --output print different things to stdout: use one of them")
     profile_name = resolve_profile_name(profile, workspace_at(workspace))
     backend, options = _options(
         profile_name,
@@ -169,21 +211,25 @@ def deploy(
         if json_out:
             print_json(result)
             return
-        _table(
-            f"{len(objects)} objects, overlay {options.overlay}, valid for Kubernetes "
-            f"{report.kubernetes_version}",
-            summary,
-            ("kind", "name", "namespace"),
-        )
+        if output:
+            _print_objects(objects, output)
+        else:
+            _table(
+                f"{len(objects)} objects, overlay {options.overlay}, valid for Kubernetes "
+                f"{report.kubernetes_version}",
+                summary,
+                ("kind", "name", "namespace"),
+                output,
+            )
         if out is not None:
-            console().print(f"wrote {result['manifests']}")
+            _human(output).print(f"wrote {result['manifests']}")
         return
 
     cluster = backend.connect(options)
     try:
         diffs = backend.diff(cluster, objects)
         if not json_out:
-            _print_diffs(diffs)
+            _print_diffs(diffs, output)
         applied = backend.apply(cluster, objects, options, diffs=diffs)
     finally:
         cluster.close()
@@ -193,4 +239,11 @@ def deploy(
     if json_out:
         print_json(result)
         return
-    _table(f"applied to {cluster.host}", result["applied"], ("kind", "name", "namespace", "action"))
+    _table(
+        f"applied to {cluster.host}",
+        result["applied"],
+        ("kind", "name", "namespace", "action"),
+        output,
+    )
+    if output:
+        _print_objects([a.live for a in applied], output)
