@@ -49,7 +49,11 @@ def components(cls: type[Backend], options: Any, inputs: dict[str, ArtifactRef],
     for path in cls().external_inputs(options, workspace):
         if not path.is_file():
             raise UserError(f"input file {path} not found; check the path in the profile or --set")
-        external[external_name(path, workspace, cls)] = file_sha256(path)
+        try:
+            external[external_name(path, workspace, cls)] = file_sha256(path)
+        except PermissionError:
+            raise UserError(f"input file {path}: permission denied; make it readable by this "
+                            "user (chmod u+r) or copy it somewhere you can read") from None
     return {
         "backend": f"{cls.stage}.{cls.name}",
         "options": options.model_dump(mode="json"),

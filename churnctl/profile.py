@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from churnctl.errors import UserError
-from churnctl.profile_files import find_profile, resolve_raw
+from churnctl.profile_files import check_size, find_profile, resolve_raw
 from churnctl.stages import ALL_STAGES
 
 
@@ -158,12 +158,14 @@ def _option_value(item: str, text: str, annotation: Any | None) -> Any:
             # a Path) stay text so the profile stays plain YAML, and the Options model parses.
             return value if isinstance(value, bool | int | float | str) else text
     try:
-        return yaml.safe_load(text) if text else ""
+        value = yaml.safe_load(text) if text else ""
     except yaml.YAMLError as exc:
         raise UserError(
             f"--set {item!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)}); "
             "quote it or fix the brackets"
         ) from None
+    check_size(value, f"--set {item[:60]!r}")
+    return value
 
 
 def _adapter(annotation: Any | None) -> TypeAdapter[Any] | None:
@@ -186,13 +188,15 @@ def _accepts(adapter: TypeAdapter[Any], value: Any) -> bool:
 def load_profile(name_or_path: str, overrides: list[str] | None = None) -> Profile:
     path = find_profile(name_or_path)
     raw = apply_overrides(resolve_raw(path), overrides or [])
-    profile = validate_profile(raw, str(path))
+    profile = validate_profile(raw, str(path), overrides)
     profile.source = str(path)
     return profile
 
 
-def validate_profile(raw: dict[str, Any], source: str) -> Profile:
-    """Structure, stage names, and each backend's options; every problem at once."""
+def validate_profile(raw: dict[str, Any], source: str,
+                     overrides: list[str] | None = None) -> Profile:
+    """Structure, stage names, and each backend's options; every problem at once. A problem
+    with a value that came from `--set` names the flag, not the profile file."""
     problems: list[str] = []
     profile: Profile | None = None
     try:
@@ -210,7 +214,8 @@ def validate_profile(raw: dict[str, Any], source: str) -> Profile:
         for stage in ALL_STAGES
         if stage not in stages
     ]
-    problems += _option_problems(_parseable_bindings(raw), source)
+    flags = {item.partition("=")[0]: item for item in overrides or [] if "=" in item}
+    problems += _option_problems(_parseable_bindings(raw), source, flags)
     if problems or profile is None:
         raise ProfileError(problems)
     return profile
@@ -246,7 +251,8 @@ def _parseable_bindings(raw: dict[str, Any]) -> dict[str, tuple[str, StageBindin
     return found
 
 
-def _option_problems(bindings: dict[str, tuple[str, StageBinding]], source: str) -> list[str]:
+def _option_problems(bindings: dict[str, tuple[str, StageBinding]], source: str,
+                     flags: dict[str, str]) -> list[str]:
     from churnctl.registry import backend_class, is_known
 
     problems: list[str] = []
@@ -266,10 +272,11 @@ def _option_problems(bindings: dict[str, tuple[str, StageBinding]], source: str)
         try:
             cls.Options.model_validate(binding.options)
         except ValidationError as exc:
-            problems += [
-                f"{source}: {prefix}.options.{_loc(err['loc'])}: {_describe(err)}"
-                for err in exc.errors()
-            ]
+            for err in exc.errors():
+                flag = flags.get(f"{kind}.{err['loc'][0]}") if err["loc"] else None
+                where = f"--set {flag!r}" if flag else \
+                    f"{source}: {prefix}.options.{_loc(err['loc'])}"
+                problems.append(f"{where}: {_describe(err)}")
     return problems
 
 

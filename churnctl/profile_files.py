@@ -62,7 +62,28 @@ def read_yaml(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a profile must be a YAML mapping with `name:` and `stages:`")
+    check_size(data, str(path))
     return data
+
+
+MAX_NODES = 20_000  # a real profile has a few hundred; aliases can expand to billions
+
+
+def check_size(data: Any, where: str) -> None:
+    """Refuse a profile whose values expand (through YAML aliases) past MAX_NODES: an anchor
+    bomb would otherwise pass validation and blow up `profile show` or `diff` later."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise UserError(f"{where}: expands to more than {MAX_NODES:,} values (YAML anchors "
+                            "and aliases?); write the options out plainly")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def merge_profiles(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,15 @@ CASES = {
         lambda u, e: (u.assign(plan=u.plan.where(u.index != 0, "gold")), e),
         ("users.csv", "plan", "gold"),
     ),
+    "infinite_number": (
+        lambda u, e: (u, e.assign(amount=e.amount.astype(object).where(e.index != 4, "inf"))),
+        ("events.csv", "amount", "infinite", "'inf'", "row 6"),
+    ),
+    "overflowing_number": (
+        lambda u, e: (u, e.assign(watch_minutes=e.watch_minutes.astype(object)
+                                  .where(e.index != 2, "1e308"))),
+        ("events.csv", "watch_minutes", "implausibly large", "'1e308'"),
+    ),
     "future_dates": (
         lambda u, e: (
             u,
@@ -147,16 +156,76 @@ def test_unknown_backend(cli) -> None:
 
 
 def test_typo_in_option(cli) -> None:
-    _assert_clean_failure(
-        cli("run", "--set", "train.promotion_margn=0.1"),
-        "stages.train.options.promotion_margn",
-        "unknown key",
-    )
+    # A bad key or value given with --set is the flag's fault, not the shipped profile's.
+    result = cli("run", "--set", "train.promotion_margn=0.1")
+    _assert_clean_failure(result, "--set 'train.promotion_margn=0.1'", "unknown key")
+    assert "profiles/v1.yaml" not in result.stderr
 
 
 def test_bad_option_value(cli) -> None:
-    _assert_clean_failure(cli("run", "--set", "ingest.users=-5"), "stages.ingest.options.users")
+    _assert_clean_failure(cli("run", "--set", "ingest.users=-5"), "--set 'ingest.users=-5'",
+                          "greater than 0")
+
+
+def test_bad_value_in_a_profile_file_names_the_file(cli, tmp_path: Path) -> None:
+    profile = tmp_path / "team.yaml"
+    profile.write_text("name: team\nextends: v1\nstages:\n  ingest:\n    options: {users: -5}\n")
+    _assert_clean_failure(cli("run", "--profile", str(profile)), "team.yaml",
+                          "stages.ingest.options.users")
+
+
+def test_empty_parquet_table_is_called_empty(cli, tmp_path: Path, clean_tables) -> None:
+    users, events = clean_tables
+    _, events_path = _write(tmp_path / "in", users, events)
+    empty = tmp_path / "in" / "users.parquet"
+    users.iloc[:0].to_parquet(empty)
+    _assert_clean_failure(_files_run(cli, empty, events_path), "users.parquet", "has no rows")
+
+
+def test_a_huge_cell_is_not_echoed_whole(cli, tmp_path: Path, clean_tables) -> None:
+    users, events = clean_tables
+    cell = "x" * 5_000_000
+    bad = events.assign(watch_minutes=events.watch_minutes.astype(object)
+                        .where(events.index != 1, cell))
+    users_path, events_path = _write(tmp_path / "in", users, bad)
+    result = _files_run(cli, users_path, events_path)
+    _assert_clean_failure(result, "events.csv", "watch_minutes", "row 3")
+    assert len(result.stderr) < 2_000
+    records = list((tmp_path / ".churnctl" / "runs").glob("*.json"))
+    assert records and all(p.stat().st_size < 100_000 for p in records)
+
+
+def test_an_unreadable_input_file_is_one_line(cli, tmp_path: Path, clean_tables,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root reads every file, so the denial is simulated where churnctl first opens the file.
+    users_path, events_path = _write(tmp_path / "in", *clean_tables)
+
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("churnctl.cache_key.file_sha256", denied)
+    _assert_clean_failure(_files_run(cli, users_path, events_path), "permission denied",
+                          "users.csv")
 
 
 def test_unknown_stage_in_only(cli) -> None:
     _assert_clean_failure(cli("run", "--only", "trian"), "trian")
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefg", "bcdefgh", strict=True))
+
+
+@pytest.mark.parametrize("command", [("profile", "validate"), ("profile", "show"),
+                                     ("profile", "diff", "v1"), ("plan", "--profile")])
+def test_an_anchor_bomb_is_refused_by_every_command(cli, tmp_path: Path, command) -> None:
+    profile = tmp_path / "bomb.yaml"
+    options = "".join(f"      {line}\n" for line in BOMB.splitlines())
+    profile.write_text("name: bomb\nextends: v1\nstages:\n  validate:\n    backend: gx\n"
+                       f"    options:\n{options}")
+    _assert_clean_failure(cli(*command, str(profile)), "bomb.yaml", "expands to more than")
+
+
+def test_an_anchor_bomb_in_a_set_value_is_refused(cli) -> None:
+    value = "{" + BOMB.replace("\n", ", ").rstrip(", ") + "}"
+    _assert_clean_failure(cli("plan", "--set", f"train.seed={value}"), "--set", "expands")

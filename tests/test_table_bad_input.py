@@ -129,3 +129,22 @@ def test_blank_and_constant_columns_are_dropped_not_fatal(cli, tmp_path: Path,
     assert result.exit_code == 0, result.output
     for name in ("Empty", "Spaces", "Country"):
         assert f"column {name}: left out" in result.stderr
+
+
+def test_a_duplicated_target_name_is_refused(cli, tmp_path: Path, base: pd.DataFrame) -> None:
+    frame = base.copy()
+    frame.insert(1, "Churn_copy", frame["Churn"].map({"Yes": "No", "No": "Yes"}))
+    _write(tmp_path, frame.rename(columns={"Churn_copy": "Churn"}))
+    result = cli("run", "--data", "customers.csv", "--target", "Churn", *GATE)
+    _assert_clean_failure(result, tmp_path, "customers.csv", "'Churn' appears 2 times")
+
+
+def test_overflowing_numbers_are_unreadable_cells_not_a_crash(cli, tmp_path: Path,
+                                                              base: pd.DataFrame) -> None:
+    frame = base.assign(MonthlyCharges=base["MonthlyCharges"].astype(object))
+    frame.loc[3, "MonthlyCharges"], frame.loc[4, "MonthlyCharges"] = "1e308", "-1e308"
+    _write(tmp_path, frame)
+    result = cli("run", "--data", "customers.csv", "--target", "Churn",
+                 "--set", "train.cv_folds=3")
+    assert result.exit_code == 0, result.output
+    assert "column MonthlyCharges: 2 unreadable cell(s) treated as blank" in result.stderr

@@ -51,12 +51,13 @@ class TableIngest(Backend):
 
     def run(self, ctx: StageContext) -> StageOutput:
         from churnctl.domain.table_infer import apply_plan, infer_plan
-        from churnctl.domain.table_read import read_table
+        from churnctl.domain.table_read import read_table, require_unique
         from churnctl.domain.table_target import spelling
 
         opts: TableIngestOptions = ctx.options
         path = ctx.workspace.root / opts.path
         raw = read_table(path)
+        require_unique(raw, opts.target, opts.id, opts.time)
         plan = infer_plan(raw.frame, path, opts.target, opts.id, opts.time, opts.positive,
                           decimal_hint=raw.delimiter == ";")
         table, notices = apply_plan(plan, raw.frame, path, with_target=True)

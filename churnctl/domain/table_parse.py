@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from churnctl.domain.numbers import implausible
+
 # Cells that mean "no value" in exports from spreadsheets, databases and BI tools.
 NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "?", "-", "--", "nat"})
 # Pairs of spellings that make a column boolean; the first of each pair means true.
@@ -116,14 +118,14 @@ def _parse_numbers(text: pd.Series, style: NumberStyle) -> pd.Series:
     values = pd.Series(np.nan, index=text.index, dtype="float64")
     if not style.decimal_comma:  # plain cells ("12.5", "-3", "1e5") at C speed
         values = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
-        values = values.where(np.isfinite(values))
+        values = values.where(~implausible(values))
     rest = ~blank & values.isna()
     if rest.any():
         distinct = pd.Series(text[rest].unique(), dtype=object)
         distinct = distinct[distinct.str.contains(r"\d", regex=True)]  # names, words: not numbers
         parsed = dict(zip(distinct, _parse_formatted(distinct, style), strict=True))
         values[rest] = text[rest].map(parsed).astype("float64")
-    return values
+    return values.where(~implausible(values))  # as good as not a number: see domain/numbers
 
 
 def parse_numbers(text: pd.Series, style: NumberStyle) -> tuple[pd.Series, pd.Series]:

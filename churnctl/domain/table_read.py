@@ -39,6 +39,7 @@ class RawTable:
     delimiter: str | None = None
     header: bool = True
     notices: list[str] = field(default_factory=list)
+    duplicates: dict[str, int] = field(default_factory=dict)  # header name -> times it appears
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.format, "encoding": self.encoding,
@@ -68,14 +69,26 @@ def read_table(path: Path) -> RawTable:
     return table
 
 
+def require_unique(table: RawTable, *names: str | None) -> None:
+    """The columns the user named (--target, --id, --time) must not be ambiguous: a
+    duplicated header would otherwise silently pick the first of them."""
+    for name in names:
+        if name and table.duplicates.get(name, 1) > 1:
+            raise DataError(f"{table.path}: column name {name!r} appears "
+                            f"{table.duplicates[name]} times in the header; rename the copies "
+                            "so each name is unique")
+
+
 def _read_parquet(path: Path) -> RawTable:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from None
     notices: list[str] = []
-    frame.columns = _clean_names([str(c) for c in frame.columns], notices)
-    return RawTable(frame.reset_index(drop=True), path, "parquet", notices=notices)
+    names = [str(c) for c in frame.columns]
+    frame.columns = _clean_names(names, notices)
+    return RawTable(frame.reset_index(drop=True), path, "parquet", notices=notices,
+                    duplicates=_counts(names))
 
 
 def _read_excel(path: Path) -> RawTable:
@@ -207,7 +220,8 @@ def _from_frame(cells: pd.DataFrame, path: Path, fmt: str, notices: list[str]) -
         body.columns = [f"column_{i}" for i in range(1, cells.shape[1] + 1)]
         notices.append(f"{path.name}: no header line found; columns are named column_1.."
                        f"column_{cells.shape[1]}")
-    return RawTable(body, path, fmt, header=has_header, notices=notices)
+    return RawTable(body, path, fmt, header=has_header, notices=notices,
+                    duplicates=_counts(first) if has_header else {})
 
 
 def _has_header(first: list[str], body: pd.DataFrame) -> bool:
@@ -230,6 +244,13 @@ def _has_header(first: list[str], body: pd.DataFrame) -> bool:
         if bool(head_bad.iloc[0]) or bool(blank_mask(head).iloc[0]):
             return True  # a name above a column of numbers
     return numeric_columns == 0
+
+
+def _counts(names: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name.strip()] = counts.get(name.strip(), 0) + 1
+    return counts
 
 
 def _clean_names(names: list[str], notices: list[str]) -> list[str]:

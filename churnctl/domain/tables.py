@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from churnctl.domain.numbers import implausible
 from churnctl.domain.schema import Column
-from churnctl.errors import DataError
+from churnctl.errors import DataError, shorten
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -25,9 +26,11 @@ def read_raw(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         try:
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a corrupt file
-            raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from None
+            raise DataError(f"{path}: not a readable Parquet file ({shorten(exc, 200)}); "
+                            "re-export it") from None
+        return _no_rows(frame, path)
     if suffix not in CSV_SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
     raw = path.read_bytes()
@@ -44,6 +47,12 @@ def read_raw(path: Path) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{path}: has a header but no rows; export the table with its data")
+    return frame
+
+
+def _no_rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if frame.empty:
+        raise DataError(f"{path}: has no rows; export the table with its data")
     return frame
 
 
@@ -83,14 +92,20 @@ def _coerce(series: pd.Series, column: Column, path: Path) -> pd.Series:
         values = pd.to_numeric(text.where(~blank), errors="coerce")
         bad = values.isna() & ~blank
         if bad.any():
-            example = series[bad].iloc[0]
-            raise DataError(f"{path}: column {column.name} expects numbers, found {example!r} "
+            example = shorten(series[bad].iloc[0])
+            raise DataError(f"{path}: column {column.name} expects numbers, found {example} "
                             f"at {_row(series, bad)}; fix or remove such values")
+        huge = implausible(values)
+        if huge.any():
+            raise DataError(f"{path}: column {column.name} has {int(huge.sum())} infinite or "
+                            f"implausibly large value(s), e.g. {shorten(series[huge].iloc[0])} "
+                            f"at {_row(series, huge)}; fix or remove such values")
         if column.kind == "int":
             fractional = values.notna() & (values != values.round())
             if fractional.any():
                 raise DataError(f"{path}: column {column.name} expects whole numbers, found "
-                                f"{series[fractional].iloc[0]!r} at {_row(series, fractional)}")
+                                f"{shorten(series[fractional].iloc[0])} at "
+                                f"{_row(series, fractional)}")
             return values.astype("Int64") if blank.any() else values.astype("int64")
         return values.astype("float64")
     if column.kind in ("date", "datetime"):
@@ -98,7 +113,7 @@ def _coerce(series: pd.Series, column: Column, path: Path) -> pd.Series:
         bad = values.isna() & ~blank
         if bad.any():
             raise DataError(f"{path}: column {column.name} expects dates like 2025-01-31, found "
-                            f"{series[bad].iloc[0]!r} at {_row(series, bad)}")
+                            f"{shorten(series[bad].iloc[0])} at {_row(series, bad)}")
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert(None)
         values = values.astype("datetime64[ns]")
