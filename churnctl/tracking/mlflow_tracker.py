@@ -13,6 +13,7 @@ inside the methods: `plan`, `--help` and a no-op run never pay its ~4 s import.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field
 
@@ -88,8 +89,16 @@ def probe(uri: str, timeout: float) -> None:
 
     if not uri.startswith(("http://", "https://")):
         return
+    # Credentials in the URI are MLflow's basic auth (it reads them the same way): send them as
+    # a header; urllib would otherwise take `user:pass@host` for the host name.
+    parts = urlsplit(uri)
+    request = urllib.request.Request(redact(uri).rstrip("/") + "/health")
+    if parts.username is not None:
+        token = base64.b64encode(
+            f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+        with urllib.request.urlopen(request, timeout=timeout):
             return
     except urllib.error.HTTPError:
         return  # the server answered (perhaps 401 behind auth): it is reachable
