@@ -134,6 +134,13 @@ def test_score_new_export(telecom_run, tmp_path: Path) -> None:
     assert scores["customerID"].tolist() == new["customerID"].tolist()
     assert scores["churn_probability"].between(0, 1).all()
     assert any("Crypto" in n for n in result["notices"])
+    assert any("ignored 1 column(s) the model does not use: Segment" in n
+               for n in result["notices"])
+    assert any("column MonthlyCharges: 1 blank cell(s)" in n for n in result["notices"])
+    new["tenure"] = None  # blank in every row: every score moves
+    new.to_csv(tmp_path / "month.csv", index=False)
+    blank = score_table(Workspace(root), tmp_path / "month.csv", out)
+    assert any("column tenure is blank in every row" in n for n in blank["notices"])
     with_target = telecom_like(300, seed=8)
     with_target.to_parquet(tmp_path / "past.parquet", index=False)
     past = score_table(Workspace(root), tmp_path / "past.parquet", tmp_path / "past_scores.parquet")

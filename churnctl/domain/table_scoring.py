@@ -54,6 +54,24 @@ def _unseen_categories(model: Any, frame: pd.DataFrame, path: Path) -> list[str]
     return notices
 
 
+def _input_notices(plan: Any, raw: pd.DataFrame, frame: pd.DataFrame, path: Path) -> list[str]:
+    """What docs/own-data.md promises `predict --data` says: columns it ignored, and blank
+    feature cells (a feature blank in every row moves every score: said loudest)."""
+    known = {c.name for c in plan.columns} | {plan.target, plan.id, plan.time}
+    extra = [str(c) for c in raw.columns if str(c) not in known]
+    notices = [f"{path.name}: ignored {len(extra)} column(s) the model does not use: "
+               f"{', '.join(extra[:8])}{' ...' if len(extra) > 8 else ''}"] if extra else []
+    for column in plan.features:
+        blank = int(frame[column.name].isna().sum())
+        if blank == len(frame):
+            notices.append(f"{path.name}: column {column.name} is blank in every row; every "
+                           "score treats it as missing, check the export")
+        elif blank:
+            notices.append(f"{path.name}: column {column.name}: {blank} blank cell(s), scored "
+                           "as missing")
+    return notices
+
+
 def score_table(workspace: Workspace, data_path: Path, out_path: Path) -> dict[str, Any]:
     """Write `out_path` (.csv or .parquet): id (or row_number) and churn_probability per row."""
     from churnctl.domain.metrics import classification_metrics
@@ -67,7 +85,8 @@ def score_table(workspace: Workspace, data_path: Path, out_path: Path) -> dict[s
     plan = TablePlan.from_dict(model.plan)
     raw = read_table(data_path)
     frame, notices = apply_plan(plan, raw.frame, data_path, with_target=False)
-    notices = raw.notices + notices + _unseen_categories(model, frame, data_path)
+    notices = (raw.notices + notices + _input_notices(plan, raw.frame, frame, data_path)
+               + _unseen_categories(model, frame, data_path))
     id_column = str(frame.columns[0])  # apply_plan puts the id (or row_number) first
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unseen categories: reported above, in one line each
