@@ -9,10 +9,16 @@ Names (for alert rules and dashboards):
   churn_model_loaded_timestamp_seconds            when it was loaded
   churn_model_reloads_total{result}               ok | error
 plus the drift and retrain gauges of churnctl.monitoring.gauges (churn_feature_psi, ...).
+
+With several workers (`serve --workers N`), the server sets PROMETHEUS_MULTIPROC_DIR before
+they start: every worker writes its samples there and any worker's /metrics reads them all, so
+counters and histograms add up across workers and the model gauges show the highest live value.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import time
 from typing import Any
 
@@ -33,11 +39,19 @@ class ServingMetrics:
 
     def __init__(self, workspace: Workspace | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self._scraped = self.registry
+        if self.multiprocess_dir:
+            from prometheus_client import multiprocess
+
+            self._scraped = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._scraped, self.multiprocess_dir)
+            atexit.register(multiprocess.mark_process_dead, os.getpid(), self.multiprocess_dir)
         if workspace is not None:
             # Drift and retrain gauges (churnctl.monitoring), read from the workspace per scrape.
             from churnctl.monitoring.gauges import MonitoringCollector
 
-            self.registry.register(MonitoringCollector(workspace))
+            self._scraped.register(MonitoringCollector(workspace))
         self.requests = Counter("churn_http_requests", "HTTP requests answered.",
                                 ["handler", "method", "status"], registry=self.registry)
         self.latency = Histogram("churn_http_request_duration_seconds",
@@ -49,9 +63,10 @@ class ServingMetrics:
                                      "Churn probabilities returned.", buckets=PROBABILITY_BUCKETS,
                                      registry=self.registry)
         self.model_version = Gauge("churn_model_version", "Model version being served (0: none).",
-                                   registry=self.registry)
+                                   registry=self.registry, multiprocess_mode="livemax")
         self.model_loaded = Gauge("churn_model_loaded_timestamp_seconds",
-                                  "When the served model was loaded.", registry=self.registry)
+                                  "When the served model was loaded.", registry=self.registry,
+                                  multiprocess_mode="livemax")
         self.reloads = Counter("churn_model_reloads", "Model loads by result.", ["result"],
                                registry=self.registry)
         self._children: dict[tuple[str, ...], Any] = {}  # labels() is slow: cache the children
@@ -82,7 +97,7 @@ class ServingMetrics:
         self._child(self.reloads, "error").inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._scraped)
 
 
 class MetricsMiddleware:

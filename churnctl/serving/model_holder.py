@@ -225,4 +225,4 @@ class ModelHolder:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=0.5)  # a daemon: an ongoing load must not delay exit

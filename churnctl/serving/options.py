@@ -18,6 +18,9 @@ class ServeOptions(StrictOptions):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body (413).")
     reload_interval_seconds: float = Field(
         2.0, ge=0, description="Seconds between checks for a new production model (0: never).")
+    request_timeout_seconds: float = Field(
+        1.0, gt=0, le=300, description="After SIGTERM, in-flight requests get this long to "
+        "finish before the process exits (keep terminationGracePeriodSeconds above it).")
     top_k: int = Field(100, ge=1, description="Highest-risk customers listed by batch scoring.")
     model_source: Literal["registry", "mlflow"] = Field(
         "registry", description="The local registry's production model, or the MLflow model "

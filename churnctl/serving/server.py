@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "CHURNCTL_SERVE_CONFIG"
 FACTORY = "churnctl.serving.server:app_from_env"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def config_env(workspace: Workspace, options: ServeOptions) -> dict[str, str]:
@@ -44,13 +49,35 @@ def app_from_env() -> FastAPI:
 
 
 def run_server(workspace: Workspace, options: ServeOptions, log_level: str = "info") -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM: in-flight requests finish first)."""
+    """Serve until interrupted (Ctrl-C or SIGTERM: in-flight requests get
+    `request_timeout_seconds` to finish, then the process exits)."""
     import uvicorn
 
     os.environ.update(config_env(workspace, options))
-    uvicorn.run(
-        FACTORY, factory=True, host=options.host, port=options.port, workers=options.workers,
-        log_level=log_level,
-        access_log=False,  # one log line per request would cost more than scoring it
-        timeout_graceful_shutdown=10,
-    )
+    with multiprocess_metrics(options.workers):
+        uvicorn.run(
+            FACTORY, factory=True, host=options.host, port=options.port,
+            workers=options.workers, log_level=log_level,
+            access_log=False,  # one log line per request would cost more than scoring it
+            timeout_graceful_shutdown=options.request_timeout_seconds,  # type: ignore[arg-type]
+        )
+
+
+@contextmanager
+def multiprocess_metrics(workers: int) -> Iterator[None]:
+    """With several workers, Prometheus' multiprocess mode in a private directory (removed on
+    exit): each worker writes its samples there and /metrics adds up all workers'."""
+    if workers <= 1:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="churnctl-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = folder  # inherited by the workers uvicorn spawns
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(folder, ignore_errors=True)
