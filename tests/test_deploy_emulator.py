@@ -1,24 +1,21 @@
 """Diff and server-side apply against the kmock Kubernetes API emulator (real HTTP, real client).
 
-kmock is an emulator, not an API server: no validation, no defaulting, no managedFields, dict
-merges for every patch type. Where it differs from a real server the fixture or the test says so.
+kmock is an emulator, not an API server: no validation, no defaulting, no conflicts. The fixture
+(tests/kube_emulator.py) gives it a real server's server-side apply: create on apply, fields a
+manager stops applying are removed, dryRun=All stores nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kmock  # the emulator is a test requirement: missing, these tests must fail, not skip
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from churnctl.deploy.apply import (
@@ -31,6 +28,7 @@ from churnctl.deploy.apply import (
 )
 from churnctl.deploy.render import containers, render
 from churnctl.errors import UserError
+from tests.kube_emulator import Emulator, running_emulator
 
 pytestmark = [
     pytest.mark.emulator,
@@ -41,79 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "infra" / "k8s"
 
 
-@dataclass
-class Emulator:
-    handler: Any
-    url: str
-    kubeconfig: Path
-    namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def stored(self, plural: str, namespace: str | None, name: str) -> dict[str, Any]:
-        for (resource, ns, obj_name), obj in self.handler.objects.items():
-            if (resource.plural, ns, obj_name) == (plural, namespace, name):
-                return dict(obj.raw)
-        raise KeyError((plural, namespace, name))
-
-    def requests(self, method: str) -> list[Any]:
-        # Iterating a kmock handler yields the requests it received.
-        return [r for r in self.handler if r.method.value == method]
-
-
-def _namespace_handler(namespaces: dict[str, dict[str, Any]]) -> Any:
-    # kmock 0.8 cannot parse cluster-scoped /api/v1/namespaces/NAME paths (it reads NAME as a
-    # namespace), so Namespaces are served here with a real server's apply semantics:
-    # PATCH with apply-patch creates or updates, GET returns the object or 404.
-    def serve(request: Any) -> dict[str, Any]:
-        name = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-        if request.method.value == "PATCH":
-            namespaces.setdefault(name, {}).update(request.data)
-        if name not in namespaces:
-            raise kmock.KubernetesObjectNotFoundError()
-        return namespaces[name]
-
-    return serve
-
-
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    """A KubernetesEmulator on a free 127.0.0.1 port, run by its own event loop thread."""
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-    namespaces: dict[str, dict[str, Any]] = {}
-
-    async def serve() -> None:
-        async with kmock.KubernetesEmulator() as handler, kmock.Server(handler) as server:
-            # The built-in resource list (K3s): discovery answers for apps/v1, batch/v1, ...
-            handler.resources.load_bundled()
-            handler[re.compile(r"^/api/v1/namespaces/[^/]+$")] << _namespace_handler(namespaces)
-            box.update(handler=handler, url=str(server.url).rstrip("/"), stop=asyncio.Event())
-            ready.set()
-            await box["stop"].wait()
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(15), "kmock did not start"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "kmock", "cluster": {"server": box["url"]}}],
-                "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
-                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "tester"}}],
-                "current-context": "kmock",
-            }
-        )
-    )
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    try:
-        yield Emulator(box["handler"], box["url"], kubeconfig, namespaces)
-    finally:
-        loop.call_soon_threadsafe(box["stop"].set)
-        thread.join(10)
-        loop.close()
+    with running_emulator(tmp_path) as running:
+        monkeypatch.setenv("KUBECONFIG", str(running.kubeconfig))
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -132,18 +62,20 @@ def test_apply_creates_every_object_then_nothing_changes(
 
     results = apply_objects(cluster, staging, diffs=diffs)
     assert [r.action for r in results] == ["created"] * len(staging)
-    # The emulator's create answer is not trusted: every result is re-read from the server.
     deployment = emulator.stored("deployments", "churn", "churnctl-api")
     assert containers(deployment)[0]["image"] == "ghcr.io/churnctl/churnctl:0.1.0"
     assert emulator.stored("cronjobs", "churn", "churnctl-retrain")["spec"]["schedule"]
     assert emulator.namespaces["churn"]["metadata"]["name"] == "churn"
+    # The result is the server's answer to the apply (with the uid it gave), not a re-read.
     result = next(r for r in results if r.kind == "Deployment")
-    assert result.live["spec"] == deployment["spec"]
+    assert result.live == deployment
+    assert result.live["metadata"]["uid"]
 
-    # Server-side apply: PATCH, apply-patch content type, our field manager on every object.
-    patches = emulator.requests("PATCH")
-    assert len(patches) == len(staging)
-    for request in patches:
+    # Server-side apply only: PATCH, apply-patch content type, our field manager, no POST.
+    assert emulator.requests("POST") == []
+    applies = [r for r in emulator.requests("PATCH") if "dryRun" not in r.params]
+    assert len(applies) == len(staging)
+    for request in emulator.requests("PATCH"):
         assert request.headers["Content-Type"] == APPLY_PATCH
         assert request.params["fieldManager"] == FIELD_MANAGER
         assert "force" not in request.params
@@ -212,6 +144,25 @@ def test_conflicts_say_how_to_take_over(emulator: Emulator, staging: list[dict[s
     assert message.startswith("Deployment/churn/churnctl-api: fields owned by another manager")
     assert message.endswith("re-run with --force-conflicts to take them over")
     assert "\n" not in message
+
+
+def test_a_refused_apply_is_reported_not_retried_as_a_create(
+    emulator: Emulator, staging: list[dict[str, Any]]
+) -> None:
+    # A real server answers 404 to an apply whose namespace does not exist (yet).
+    cluster = connect()
+    path = re.compile(r"^/apis/apps/v1/namespaces/churn/deployments/churnctl-api$")
+    gone = kmock.KubernetesError(
+        status=404, reason="NotFound", message='namespaces "churn" not found'
+    )
+    emulator.handler["patch", path] << gone
+    with pytest.raises(UserError) as info:
+        apply_objects(cluster, staging)
+    assert str(info.value) == (
+        "Deployment/churn/churnctl-api: the cluster refused it: "
+        'HTTP 404 NotFound: namespaces "churn" not found'
+    )
+    assert emulator.requests("POST") == []
 
 
 def test_force_conflicts_is_sent(emulator: Emulator, staging: list[dict[str, Any]]) -> None:

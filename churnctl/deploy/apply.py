@@ -211,28 +211,20 @@ def diff_objects(cluster: Cluster, objects: list[dict[str, Any]]) -> list[Object
 
 
 def _server_side_apply(cluster: Cluster, obj: dict[str, Any], force: bool) -> dict[str, Any]:
-    path = cluster.path_of(obj)
+    """PATCH with apply-patch+yaml: the server creates the object or updates it; its answer."""
     query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
     try:
         # JSON is YAML, so the apply-patch+yaml body can be the object as JSON.
-        return cluster.request("PATCH", path, body=obj, content_type=APPLY_PATCH, query=query)
+        return cluster.request(
+            "PATCH", cluster.path_of(obj), body=obj, content_type=APPLY_PATCH, query=query
+        )
     except ApiError as exc:
         if exc.status == 409:
             raise UserError(
                 f"{object_id(obj)}: fields owned by another manager would change ({exc.message}); "
                 "re-run with --force-conflicts to take them over"
             ) from None
-        if exc.status != 404:
-            raise UserError(f"{object_id(obj)}: the cluster refused it: {exc}") from None
-    # A real API server creates the object on apply. The kmock emulator answers 404 instead:
-    # create it, then re-read it, because the emulator's create answer is not the object
-    # a real server returns (200 for 201).
-    collection = path.rsplit("/", 1)[0]
-    try:
-        cluster.request("POST", collection, body=obj, query=[("fieldManager", FIELD_MANAGER)])
-    except ApiError as exc:
-        raise UserError(f"{object_id(obj)}: the cluster refused to create it: {exc}") from None
-    return read_live(cluster, obj) or {}
+        raise UserError(f"{object_id(obj)}: the cluster refused it: {exc}") from None
 
 
 def apply_objects(
