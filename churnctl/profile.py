@@ -281,7 +281,9 @@ def _option_problems(bindings: dict[str, tuple[str, StageBinding]], source: str,
 
 
 def diff_profiles(a: Profile, b: Profile) -> list[dict[str, Any]]:
-    """Per binding: backend change and option changes from `a` to `b`."""
+    """Per binding: backend change and option changes from `a` to `b`. A changed backend is
+    one change with the new backend's options (`options_of_new_backend`): the old backend's
+    options do not carry over, so listing each as `old -> None` says nothing."""
     rows = []
     bindings_a, bindings_b = a.bindings(), b.bindings()
     for kind in [*ALL_STAGES, "orchestrator", "tracking", "monitoring"]:
@@ -290,17 +292,13 @@ def diff_profiles(a: Profile, b: Profile) -> list[dict[str, Any]]:
             continue
         left_opts = left.options if left else {}
         right_opts = right.options if right else {}
-        changed = {
+        before, after = (left.backend if left else None), (right.backend if right else None)
+        replaced = before != after
+        changed = {} if replaced else {
             key: (left_opts.get(key), right_opts.get(key))
             for key in sorted(set(left_opts) | set(right_opts))
             if left_opts.get(key) != right_opts.get(key)
         }
-        rows.append(
-            {
-                "binding": kind,
-                "from": left.backend if left else None,
-                "to": right.backend if right else None,
-                "options": changed,
-            }
-        )
+        rows.append({"binding": kind, "from": before, "to": after, "options": changed,
+                     "options_of_new_backend": dict(right_opts) if replaced else None})
     return rows

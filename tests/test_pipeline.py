@@ -107,6 +107,8 @@ def test_runs_list_and_show(cli, finished_workspace: Path, small_run) -> None:
     assert listed[0]["run_id"] == run_id
     shown = cli("runs", "show", run_id[:15], "--workspace", ws)
     assert shown.exit_code == 0 and "train" in shown.stdout
+    chosen = small_run[1]["stages"][-1]["summary"]["chosen"]
+    assert f"model: v1 {chosen}, threshold" in shown.stdout  # the human output names it too
     assert cli("runs", "show", "nope", "--workspace", ws).exit_code == 2
 
 

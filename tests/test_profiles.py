@@ -99,6 +99,12 @@ def test_profile_commands(cli) -> None:
     diff = cli("profile", "diff", "v2", "v3", "--json")
     changes = {c["binding"]: c for c in json.loads(diff.stdout)["changes"]}
     assert changes["validate"]["to"] == "gx" and changes["validate"]["extra"] == "gx"
+    # A replaced backend is one change with its own options, not a column of `old -> None`.
+    assert changes["validate"]["options"] == {}
+    assert changes["validate"]["options_of_new_backend"] == load_profile("v3").stages[
+        "validate"].options
+    table = cli("profile", "diff", "v2", "v3").stdout
+    assert "None" not in table and "pandas -> gx" in table
     schema = cli("profile", "schema")
     assert "stages" in json.loads(schema.stdout)["properties"]
     assert cli("profile", "validate", "v1").exit_code == 0

@@ -93,6 +93,9 @@ def diff(a: NameArg, b: NameArg, json_out: JsonOption = False) -> None:
             else f"[red]{row['from'] or '-'}[/] -> [green]{row['to'] or '-'}[/]"
         )
         options = ", ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in row["options"].items())
+        if row["options_of_new_backend"] is not None:
+            options = "with " + (", ".join(f"{k}={v!r}" for k, v in
+                                           row["options_of_new_backend"].items()) or "defaults")
         needs = ""
         if row["extra"]:
             needs = f"pip install 'churnctl[{row['extra']}]'"

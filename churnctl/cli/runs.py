@@ -87,5 +87,11 @@ def show(
             s.get("artifact", ""),
         )
     out.print(table)
+    train = next((s for s in record["stages"] if s["name"] == "train"), None)
+    summary = (train or {}).get("summary") or {}
+    if summary.get("chosen"):
+        version = f"v{summary['model_version']} " if summary.get("model_version") else ""
+        out.print(f"model: {version}{summary['chosen']}, threshold {summary.get('threshold')}"
+                  + (f" · {summary['decision']}" if summary.get("decision") else ""))
     for key, value in sorted(record["metrics"].items()):
         out.print(f"  {key}: {value}")
