@@ -36,6 +36,12 @@ class Workspace:
         return self.artifacts / stage / key[:16]
 
     def ensure(self) -> Workspace:
-        for path in (self.artifacts, self.runs, self.registry):
+        for path in (self.artifacts, self.runs, self.registry, self.reports):
             path.mkdir(parents=True, exist_ok=True)
+        # Like DVC for its outputs: local state and generated pages stay out of `git status`.
+        for folder, why in ((self.state, "churnctl's cache, runs and registry: local state"),
+                            (self.reports, "pages and files churnctl generates")):
+            ignore = folder / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text(f"# {why}, not source (written by churnctl)\n*\n")
         return self

@@ -121,3 +121,14 @@ def test_plan_names_backends_not_available_yet(cli) -> None:
     assert stages["ingest"]["status"] == "run"
     blocked = cli("run", "--profile", "v3")
     assert blocked.exit_code == 2 and "validate (gx)" in blocked.stderr
+
+
+def test_churnctl_state_stays_out_of_git_status(finished_workspace: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(finished_workspace)], check=True)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=finished_workspace, capture_output=True, text=True, check=True)
+    assert [line for line in status.stdout.splitlines()
+            if ".churnctl/" in line or "reports/" in line] == []
+    assert (finished_workspace / ".churnctl" / "artifacts").is_dir()  # the state is there
