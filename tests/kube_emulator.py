@@ -9,6 +9,7 @@ first time. A real API server (what churnctl talks to) treats `PATCH` with
   applied before and leaves out now is removed, unless another manager set it too; fields
   other managers (or the server) set are kept;
 - `dryRun=All` computes the result and answers it without storing anything;
+- an object in a namespace that does not exist is refused with 404, dry run or not;
 - the server sets identity and bookkeeping (uid, creationTimestamp, resourceVersion,
   generation, managedFields); an apply that changes nothing leaves resourceVersion alone.
 
@@ -213,6 +214,11 @@ class ServerSideApplyEmulator(kmock.KubernetesEmulator):
     async def _serve_apply(self, request: Any) -> Any:
         if not _is_apply(request) or request.resource is None or request.name is None:
             raise NotImplementedError  # kmock: not for this reaction, try the next one
+        if request.namespace is not None and request.namespace not in self.namespaces:
+            # A real server: nothing is created, not even in a dry run, in a missing namespace.
+            raise kmock.KubernetesError(
+                status=404, reason="NotFound", message=f'namespaces "{request.namespace}" not found'
+            )
         key = (request.resource, request.namespace, request.name)
         async with self._lock:
             found = self._objects[key] if key in self._objects else None  # noqa: SIM401 (no .get)

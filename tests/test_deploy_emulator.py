@@ -16,6 +16,7 @@ from typing import Any
 
 import kmock  # the emulator is a test requirement: missing, these tests must fail, not skip
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from churnctl.deploy.apply import (
@@ -206,3 +207,14 @@ def test_cli_deploys_then_reports_unchanged(
     assert data["context"] == "kmock" and data["dry_run"] is False
     (changed,) = [d for d in data["diff"] if d["action"] == "update"]
     assert "+        image: ghcr.io/churnctl/churnctl:0.3.0" in changed["diff"]
+
+    # -o yaml after an apply: the objects as the server answered, nothing else on stdout.
+    third = runner.invoke(app, [*args, "-o", "yaml", "--image", "ghcr.io/churnctl/churnctl:0.3.0"])
+    assert third.exit_code == 0, third.output
+    docs = list(yaml.safe_load_all(third.stdout))
+    assert len(docs) == len(data["applied"])
+    assert all(d["metadata"]["uid"] for d in docs)
+    assert next(d for d in docs if d["kind"] == "Deployment") == emulator.stored(
+        "deployments", "churn", "churnctl-api"
+    )
+    assert "diff: 0 to create, 0 to update" in third.stderr

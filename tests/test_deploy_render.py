@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from churnctl.backends.deploy_kubectl import KubectlDeploy, KubectlDeployOptions
-from churnctl.deploy.diff import diff_object, project
 from churnctl.deploy.render import (
     containers,
     k8s_root,
@@ -297,29 +296,6 @@ def test_options_reject_bad_values() -> None:
     ):
         with pytest.raises(ValueError):
             KubectlDeployOptions.model_validate(bad)
-
-
-def test_diff_ignores_server_set_fields_and_shows_real_changes(
-    staging: list[dict[str, Any]],
-) -> None:
-    rendered = by_kind(staging, "Deployment")
-    live = copy.deepcopy(rendered)
-    live["metadata"].update(uid="123", resourceVersion="9", managedFields=[{"manager": "x"}])
-    live["status"] = {"readyReplicas": 1}
-    live_api = containers(live)[0]
-    live_api["terminationMessagePath"] = "/dev/termination-log"
-    # The API server may return named list items in another order.
-    live_api["volumeMounts"].reverse()
-    assert project(live, rendered) == rendered
-    assert diff_object(live, rendered).action == "unchanged"
-
-    live_api["image"] = "ghcr.io/churnctl/churnctl:0.0.9"
-    changed = diff_object(live, rendered)
-    assert changed.action == "update"
-    assert "-        image: ghcr.io/churnctl/churnctl:0.0.9" in changed.diff
-    assert "+        image: ghcr.io/churnctl/churnctl:0.1.0" in changed.diff
-    assert changed.diff.startswith("--- live/Deployment/churn/churnctl-api\n")
-    assert diff_object(None, rendered).action == "create"
 
 
 def test_deploy_modules_import_no_heavy_library() -> None:

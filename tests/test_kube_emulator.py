@@ -25,9 +25,14 @@ pytestmark = [
 CONFIGMAP = "/api/v1/namespaces/churn/configmaps/settings"
 
 
+NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "churn"}}
+
+
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
     with running_emulator(tmp_path) as running:
+        status, _ = call(running, "PATCH", "/api/v1/namespaces/churn", NAMESPACE, fieldManager="t")
+        assert status == 201
         yield running
 
 
@@ -141,13 +146,22 @@ def test_dry_run_answers_the_result_and_stores_nothing(emulator: Emulator) -> No
     assert after["data"] == {"c": "3"}
 
 
+def test_nothing_is_created_in_a_missing_namespace(emulator: Emulator) -> None:
+    path = "/api/v1/namespaces/elsewhere/configmaps/settings"
+    obj = configmap(a="1")
+    obj["metadata"]["namespace"] = "elsewhere"
+    for params in ({}, {"dryRun": "All"}):
+        status, answer = call(emulator, "PATCH", path, obj, fieldManager="me", **params)
+        assert (status, answer["message"]) == (404, 'namespaces "elsewhere" not found')
+
+
 def test_cluster_scoped_namespaces_apply_the_same_way(emulator: Emulator) -> None:
     namespace = {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": "churn", "labels": {"a": "1", "b": "2"}},
+        "metadata": {"name": "other", "labels": {"a": "1", "b": "2"}},
     }
-    path = "/api/v1/namespaces/churn"
+    path = "/api/v1/namespaces/other"
     assert call(emulator, "PATCH", path, namespace, fieldManager="me", dryRun="All")[0] == 201
     assert call(emulator, "GET", path)[0] == 404
     assert call(emulator, "PATCH", path, namespace, fieldManager="me")[0] == 201

@@ -1,8 +1,9 @@
 """Deploy to Kubernetes: kustomize renders, real schemas validate, the kubernetes client applies.
 
 The v1 deploy backend. Named after the tool most users know for the same job, but only
-rendering goes through the kubectl binary (`kubectl kustomize`); diff and server-side apply
-use the kubernetes Python client, so errors come back as data, not as kubectl's text.
+rendering goes through the kubectl binary (`kubectl kustomize`); diff (a server-side apply
+dry run) and server-side apply use the kubernetes Python client, so errors come back as data,
+not as kubectl's text.
 """
 
 from __future__ import annotations
@@ -99,10 +100,17 @@ class KubectlDeploy(Backend):
 
         return connect(context=options.context, kubeconfig=options.kubeconfig)
 
-    def diff(self, cluster: Cluster, objects: list[dict[str, Any]]) -> list[ObjectDiff]:
+    def diff(
+        self,
+        cluster: Cluster,
+        objects: list[dict[str, Any]],
+        options: KubectlDeployOptions | None = None,
+    ) -> list[ObjectDiff]:
+        """A server-side apply dry run of every object, with the force the apply will use."""
         from churnctl.deploy.apply import diff_objects
 
-        return diff_objects(cluster, objects)
+        force = options.force_conflicts if options is not None else False
+        return diff_objects(cluster, objects, force_conflicts=force)
 
     def apply(
         self,

@@ -144,7 +144,8 @@ def deploy(
 
     Renders the kustomize overlay (infra/k8s), validates every object
     against the Kubernetes schemas offline, prints a diff against the
-    cluster and applies it server-side (field manager "churnctl").
+    cluster (a server-side apply dry run, so removed fields show) and
+    applies it server-side (field manager "churnctl").
     --dry-run needs no cluster; with -o yaml it prints the manifests
     (as kubectl's --dry-run=client -o yaml does) and nothing else.
 
@@ -227,7 +228,7 @@ def deploy(
 
     cluster = backend.connect(options)
     try:
-        diffs = backend.diff(cluster, objects)
+        diffs = backend.diff(cluster, objects, options)
         if not json_out:
             _print_diffs(diffs, output)
         applied = backend.apply(cluster, objects, options, diffs=diffs)

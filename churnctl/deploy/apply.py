@@ -1,5 +1,8 @@
 """Talk to a cluster with the kubernetes Python client: connect, read, diff, server-side apply.
 
+The diff is a server-side apply dry run (`dryRun=All`, the same field manager and force as the
+apply), compared with the live object: it shows what the apply will do, removals included.
+
 Requests go through `ApiClient.call_api` with paths built from API discovery, instead of the
 DynamicClient: that needs one discovery call per group-version we use (not the whole
 cluster's), writes no discovery cache file, and works with any kind the cluster serves.
@@ -13,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from churnctl.deploy.diff import ObjectDiff, diff_object
+from churnctl.deploy.diff import ObjectDiff, comparable, diff_object
 from churnctl.deploy.render import object_id
 from churnctl.errors import UserError
 
@@ -205,26 +208,62 @@ def apply_order(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(objects, key=rank)  # stable: keeps kustomize's order within a rank
 
 
-def diff_objects(cluster: Cluster, objects: list[dict[str, Any]]) -> list[ObjectDiff]:
-    """What apply would change, object by object, against the live cluster."""
-    return [diff_object(read_live(cluster, obj), obj) for obj in apply_order(objects)]
+def _apply_request(
+    cluster: Cluster, obj: dict[str, Any], force: bool, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """PATCH with apply-patch+yaml: the server creates the object or updates it; its answer.
+
+    With `dry_run` (`dryRun=All`) the server computes the same answer and stores nothing.
+    """
+    query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
+    if dry_run:
+        query.append(("dryRun", "All"))
+    # JSON is YAML, so the apply-patch+yaml body can be the object as JSON.
+    return cluster.request(
+        "PATCH", cluster.path_of(obj), body=obj, content_type=APPLY_PATCH, query=query
+    )
+
+
+def _refused(obj: dict[str, Any], exc: ApiError) -> UserError:
+    if exc.status == 409:
+        return UserError(
+            f"{object_id(obj)}: fields owned by another manager would change ({exc.message}); "
+            "re-run with --force-conflicts to take them over"
+        )
+    return UserError(f"{object_id(obj)}: the cluster refused it: {exc}")
+
+
+def diff_object_live(
+    cluster: Cluster, obj: dict[str, Any], *, force_conflicts: bool = False
+) -> ObjectDiff:
+    """The live object against the server's dry run of applying `obj` (as apply will)."""
+    live = read_live(cluster, obj)
+    try:
+        merged = _apply_request(cluster, obj, force_conflicts, dry_run=True)
+    except ApiError as exc:
+        if live is None and exc.status == 404:
+            # A create into a namespace this same deploy creates: the server cannot dry-run
+            # it before the Namespace exists. It is a create either way; show the manifest.
+            return diff_object(None, obj, source="rendered")
+        raise _refused(obj, exc) from None
+    return diff_object(live, merged)
+
+
+def diff_objects(
+    cluster: Cluster, objects: list[dict[str, Any]], *, force_conflicts: bool = False
+) -> list[ObjectDiff]:
+    """What apply would change, object by object: a server-side apply dry run of each."""
+    return [
+        diff_object_live(cluster, obj, force_conflicts=force_conflicts)
+        for obj in apply_order(objects)
+    ]
 
 
 def _server_side_apply(cluster: Cluster, obj: dict[str, Any], force: bool) -> dict[str, Any]:
-    """PATCH with apply-patch+yaml: the server creates the object or updates it; its answer."""
-    query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
     try:
-        # JSON is YAML, so the apply-patch+yaml body can be the object as JSON.
-        return cluster.request(
-            "PATCH", cluster.path_of(obj), body=obj, content_type=APPLY_PATCH, query=query
-        )
+        return _apply_request(cluster, obj, force)
     except ApiError as exc:
-        if exc.status == 409:
-            raise UserError(
-                f"{object_id(obj)}: fields owned by another manager would change ({exc.message}); "
-                "re-run with --force-conflicts to take them over"
-            ) from None
-        raise UserError(f"{object_id(obj)}: the cluster refused it: {exc}") from None
+        raise _refused(obj, exc) from None
 
 
 def apply_objects(
@@ -239,9 +278,11 @@ def apply_objects(
     results = []
     for obj in apply_order(objects):
         planned = before.get(object_id(obj))
-        if planned is None:
-            planned = diff_object(read_live(cluster, obj), obj).action
+        previous = read_live(cluster, obj) if planned is None else None
         live = _server_side_apply(cluster, obj, force_conflicts)
+        if planned is None:
+            changed = previous is None or comparable(previous) != comparable(live)
+            planned = "create" if previous is None else ("update" if changed else "unchanged")
         meta = obj.get("metadata") or {}
         results.append(
             ApplyResult(

@@ -1,17 +1,30 @@
-"""Diff a live object against its rendered form, on the fields the rendered form sets.
+"""Diff a live object against what the cluster would make of it (a server-side apply dry run).
 
-A live object carries server-set fields (status, uid, managedFields, defaults such as
-terminationMessagePath). Comparing whole objects would show those as changes on every run, so
-the live object is first projected onto the shape of the rendered one.
+The "after" side is the API server's answer to a dry-run apply (`dryRun=All`), so it already
+has what apply would do: defaults filled in, fields churnctl applied before and no longer
+sets removed, fields other managers own kept. Comparing it with the live object shows exactly
+what apply will change, removals included. Only what the server maintains by itself (identity,
+resourceVersion, generation, managedFields, status) is left out of both sides.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass
 from typing import Any
 
 from churnctl.deploy.render import object_id
+
+# Set by the API server on every write, whatever the manifest says: never a change to show.
+SERVER_METADATA = (
+    "uid",
+    "creationTimestamp",
+    "resourceVersion",
+    "generation",
+    "managedFields",
+    "selfLink",
+)
 
 
 @dataclass
@@ -35,49 +48,45 @@ class ObjectDiff:
         }
 
 
-def _keyed_by_name(items: list[Any]) -> bool:
-    return bool(items) and all(isinstance(i, dict) and "name" in i for i in items)
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without what the server maintains (SERVER_METADATA and status)."""
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        for key in SERVER_METADATA:
+            meta.pop(key, None)
+    out.pop("status", None)
+    return out
 
 
-def project(live: Any, rendered: Any) -> Any:
-    """The part of `live` at the paths `rendered` sets (lists of named items match by name)."""
-    if isinstance(rendered, dict) and isinstance(live, dict):
-        return {key: project(live[key], value) for key, value in rendered.items() if key in live}
-    if isinstance(rendered, list) and isinstance(live, list):
-        # Containers, env, ports, volumes...: the API server keeps them keyed by name, and may
-        # reorder them; matching by position would report a move as two changes.
-        if _keyed_by_name(rendered) and _keyed_by_name(live):
-            by_name = {item["name"]: item for item in live}
-            out = [project(by_name[i["name"]], i) for i in rendered if i["name"] in by_name]
-            extra = [item for item in live if item["name"] not in {i["name"] for i in rendered}]
-            return out + extra
-        return [project(lv, rv) for lv, rv in zip(live, rendered, strict=False)] + live[
-            len(rendered) :
-        ]
-    return live
-
-
-def _dump(obj: Any) -> list[str]:
+def _dump(obj: dict[str, Any] | None) -> list[str]:
     import yaml
 
     if obj is None:
         return []
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False).splitlines(keepends=True)
+    text = yaml.safe_dump(comparable(obj), sort_keys=True, default_flow_style=False)
+    return text.splitlines(keepends=True)
 
 
-def diff_object(live: dict[str, Any] | None, rendered: dict[str, Any]) -> ObjectDiff:
-    """The unified diff from the live object (projected) to the rendered one."""
-    ident = object_id(rendered)
-    before = _dump(project(live, rendered)) if live is not None else []
-    after = _dump(rendered)
+def diff_object(
+    live: dict[str, Any] | None, after: dict[str, Any], *, source: str = "merged"
+) -> ObjectDiff:
+    """The unified diff from the live object to `after`.
+
+    `after` is the dry-run result ("merged"), or the rendered object itself ("rendered") when
+    the server cannot dry-run it yet (a create into a namespace this deploy creates).
+    """
+    ident = object_id(after)
     text = "".join(
-        difflib.unified_diff(before, after, fromfile=f"live/{ident}", tofile=f"rendered/{ident}")
+        difflib.unified_diff(
+            _dump(live), _dump(after), fromfile=f"live/{ident}", tofile=f"{source}/{ident}"
+        )
     )
     action = "create" if live is None else ("update" if text else "unchanged")
-    meta = rendered.get("metadata") or {}
+    meta = after.get("metadata") or {}
     return ObjectDiff(
         id=ident,
-        kind=str(rendered.get("kind", "")),
+        kind=str(after.get("kind", "")),
         name=str(meta.get("name", "")),
         namespace=str(meta.get("namespace") or ""),
         action=action,
