@@ -37,6 +37,8 @@ def test_second_run_is_all_cached_and_registers_nothing_new(cli, finished_worksp
     record = json.loads(result.stdout)
     assert {s["status"] for s in record["stages"]} == {"cached"}
     assert len(ModelRegistry(Workspace(finished_workspace).registry).versions()) == 1
+    human = cli("run", "--workspace", str(finished_workspace), *SMALL)
+    assert "report:" in human.stdout and "promoted" not in human.stdout  # no decision again
 
 
 def test_plan_explains_what_changed(cli, finished_workspace: Path) -> None:

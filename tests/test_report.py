@@ -93,11 +93,12 @@ def test_page_has_every_section_and_opens_offline(two_runs) -> None:
     page = _parse(root / record["report"]["html"])
     assert page.sections == list(SECTIONS)
     assert page.external == []
-    code = [text for attrs, text in page.scripts
-            if attrs.get("type", "text/javascript") == "text/javascript"]
-    assert sum(text.lstrip().startswith("/**\n* plotly.js v") for text in code) == 1
-    assert (root / record["report"]["html"]).read_text().count("* plotly.js v") == 1
-    assert not [attrs for attrs, _ in page.scripts if attrs.get("src")]
+    # One shared, versioned plotly.js beside the pages, not 4.8 MB inlined in each.
+    sources = [attrs["src"] for attrs, _ in page.scripts if attrs.get("src")]
+    assert len(sources) == 1 and sources[0].startswith("assets/plotly-")
+    asset = (root / record["report"]["html"]).parent / sources[0]
+    assert asset.read_text()[:200].lstrip().startswith("/**\n* plotly.js v")
+    assert (root / record["report"]["html"]).stat().st_size < 500_000
     assert len(_figures(page)) >= 9  # each figure is data for the one library
     assert (root / "reports" / "latest.html").read_text() == \
         (root / record["report"]["html"]).read_text()
@@ -174,8 +175,22 @@ def test_report_command(two_runs, tmp_path: Path) -> None:
                                    "--out", str(out)])
     assert older.exit_code == 0, older.output
     assert _parse(out).sections == list(SECTIONS) and first["run_id"] in out.read_text()[:200_000]
+    assert (out.parent / "assets").is_dir()  # the page elsewhere brings its plotly.js along
     empty = runner.invoke(cli_app, ["report", "--workspace", str(tmp_path)])
     assert empty.exit_code == 2 and "no finished run" in empty.stderr
+
+
+def test_a_cached_run_links_the_page_of_the_run_that_trained(two_runs) -> None:
+    root, _, second = two_runs
+    pages = sorted((root / "reports").glob("*.html"))
+    again = run_table(root, root / "bank.csv", "--target", "Exited", "--set", "features.seed=7")
+    assert again.exit_code == 0, again.output
+    record = json.loads(again.stdout)
+    assert {s["status"] for s in record["stages"]} == {"cached"}
+    assert record["report"]["html"] == second["report"]["html"]
+    assert sorted((root / "reports").glob("*.html")) == pages  # no new page written
+    assert (root / "reports" / "latest.html").samefile(root / second["report"]["html"])
+    assert not list((root / "reports").glob(".*.tmp"))
 
 
 def test_event_data_runs_write_a_report_too(small_run) -> None:

@@ -203,7 +203,7 @@ def run_command(
             metrics.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         out.print(metrics)
     for row in record["stages"]:
-        if row["summary"].get("decision"):
+        if row["summary"].get("decision") and row["status"] == "ran":  # not again on a no-op
             out.print(f"model v{row['summary']['model_version']}: {row['summary']['decision']}")
     if report is not None:
         out.print(f"report: {report}")

@@ -2,6 +2,11 @@
 
 `write_run_report` is what `churnctl run` calls after a run that trained and what
 `churnctl report` calls for any past run. Plotly is imported only when a page is rendered.
+
+The page belongs to the run that trained: a run whose train stage was cached links the page of
+the run that trained that model instead of writing another. Pages share one versioned
+plotly.js beside them (`assets/plotly-<version>.min.js`, 4.7 MB once per folder instead of
+per page), so they still open offline from the file system.
 """
 
 from __future__ import annotations
@@ -13,7 +18,42 @@ from typing import Any
 from churnctl.workspace import Workspace
 
 LATEST = "latest.html"
+ASSETS = "assets"
 RUN_FIELDS = ("run_id", "started_at")  # what differs between runs of the same model
+
+
+def plotly_asset(folder: Path) -> str:
+    """Write the shared plotly.js into `folder/assets/` once; its path relative to `folder`."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    from churnctl.atomic import atomic_path
+
+    name = f"{ASSETS}/plotly-{get_plotlyjs_version()}.min.js"
+    target = folder / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_text(get_plotlyjs(), encoding="utf-8")
+    return name
+
+
+def _trained_by(workspace: Workspace, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The report of the earlier run that trained this run's (cached) model, if its page is
+    still there."""
+    from churnctl.runs import list_records
+
+    train = next((r for r in record["stages"] if r["name"] == "train"), None)
+    if train is None or train.get("status") != "cached" or not train.get("artifact"):
+        return None
+    for earlier in list_records(workspace):
+        report = earlier.get("report") or {}
+        if earlier["run_id"] == record["run_id"] or not report.get("html"):
+            continue
+        rows = [r for r in earlier["stages"] if r["name"] == "train"]
+        if rows and rows[0].get("artifact") == train["artifact"] \
+                and (workspace.root / report["html"]).is_file():
+            return report
+    return None
 
 
 def write_run_report(workspace: Workspace, record: dict[str, Any],
@@ -27,18 +67,25 @@ def write_run_report(workspace: Workspace, record: dict[str, Any],
     from churnctl.report.collect import report_numbers
     from churnctl.runs import save_record
 
+    if out is None and (earlier := _trained_by(workspace, record)) is not None:
+        _link(workspace.root / earlier["html"], workspace.reports / LATEST)
+        record["report"] = earlier
+        save_record(workspace, record)
+        return workspace.root / earlier["html"]
     numbers = report_numbers(workspace, record)
     path = out if out is not None else workspace.reports / f"{record['run_id']}.html"
+    src = plotly_asset(path.parent)
     # The rendered page is cached by its content minus the run's identity, which is filled in
     # per run: a cached re-run does not pay for plotly again (~0.3-0.9 s).
     per_run = {key: numbers[key] for key in RUN_FIELDS if key in numbers}
     template_numbers = {**numbers, **{key: f"@@{key}@@" for key in per_run}}
-    template = workspace.reports / ".pages" / f"{value_sha256(template_numbers)[:16]}.html"
+    key = value_sha256({"numbers": template_numbers, "plotly": src})[:16]
+    template = workspace.reports / ".pages" / f"{key}.html"
     offsets = template.with_suffix(".offsets.json")
     if not (template.exists() and offsets.exists()):
         from churnctl.report.html import render_html
 
-        rendered = render_html(template_numbers).encode()
+        rendered = render_html(template_numbers, src).encode()
         write_json(offsets, _token_offsets(rendered, list(per_run)))
         with atomic_path(template) as tmp:
             tmp.write_bytes(rendered)
@@ -63,6 +110,8 @@ def _link(source: Path, target: Path) -> None:
     import os
     import shutil
 
+    if target.exists() and os.path.samefile(source, target):
+        return  # rename(2) of a link onto its own file does nothing and would leave tmp
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
