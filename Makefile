@@ -15,7 +15,7 @@ $(VENV)/.installed-v1: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[v2,dev]'
+	$(PY) -m pip install --quiet -e '.[v3,dev]'
 	$(PY) -m compileall -q churnctl
 	touch $@ $(VENV)/.installed-v1
 

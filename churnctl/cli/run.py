@@ -205,6 +205,8 @@ def run_command(
     for row in record["stages"]:
         if row["summary"].get("decision") and row["status"] == "ran":  # not again on a no-op
             out.print(f"model v{row['summary']['model_version']}: {row['summary']['decision']}")
+        if row["summary"].get("data_docs"):
+            out.print(f"data docs: {row['summary']['data_docs']}", soft_wrap=True)
     if report is not None:
         out.print(f"report: {report}")
 

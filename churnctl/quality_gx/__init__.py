@@ -1,0 +1,1 @@
+"""Great Expectations: the suites churnctl generates, its GX project and the gate."""

@@ -1,0 +1,152 @@
+"""The Great Expectations suites churnctl generates from the data contract, as plain specs.
+
+Pure data (no GX import), so `churnctl validate suite` and `plan` stay fast: the backend turns
+each spec into a GX expectation only when the stage runs. Every spec carries its `kind` (the
+knob the profile's `severity` option turns), the table and the column(s) it is about, which
+is how a failed expectation is reported in the same terms as the pandas gate.
+
+Values that depend on the data (the ids of known users, the date window whose "today" is the
+data's last event day or `as_of`) are suite parameters, filled in at run time: the suite
+itself depends only on the contract and the options, so regenerating it is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from churnctl.domain.schema import PRIMARY_KEYS, TABLES, Column
+
+SUITE_PREFIX = "churnctl_"  # churnctl owns the suites, validations and checkpoints so named
+MARK = "churnctl"  # meta key on every expectation churnctl generated
+
+# Kinds of expectation and their default severity; the profile's `severity` overrides them.
+DEFAULT_SEVERITY: dict[str, str] = {
+    "column_exists": "critical",
+    "type": "critical",
+    "not_null": "critical",
+    "null_fraction": "warning",
+    "allowed_values": "critical",
+    "range": "critical",
+    "unique": "critical",
+    "consistent": "critical",
+    "known_user": "critical",
+    "date_range": "critical",
+    "row_count": "critical",
+}
+
+# dtype names GX compares against (numpy names, pandas' nullable dtypes by class name).
+TYPE_LISTS: dict[str, list[str]] = {
+    "int": ["int64", "int32", "Int64Dtype", "Int32Dtype"],
+    "float": ["float64", "float32", "Float64Dtype", "int64", "Int64Dtype"],
+    "str": ["str", "object", "string", "StringDtype", "category"],
+    "date": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
+    "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
+}
+
+# Optional values that one kind of event must carry.
+CONDITIONAL_FILLS: dict[str, tuple[str, ...]] = {
+    "quiz_score": ("quiz_attempt",),
+    "course_id": ("course_enroll", "video_watch", "quiz_attempt"),
+}
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    """One expectation: GX type and kwargs, and what it checks in churnctl's terms."""
+
+    type: str
+    kind: str
+    table: str
+    column: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def severity(self, overrides: dict[str, str]) -> str:
+        return overrides.get(self.kind, DEFAULT_SEVERITY[self.kind])
+
+    def describe(self) -> str:
+        shown = {k: v for k, v in self.kwargs.items() if k not in ("column", "column_list")}
+        text = ", ".join(f"{k}={_short(v)}" for k, v in shown.items())
+        return f"{self.type}({text})" if text else self.type
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return f"<{value['$PARAMETER']}>"
+    if isinstance(value, dict) and value.get("type") == "comparison":
+        return f"{value['column']['name']} in {value['parameter']}"
+    if isinstance(value, list | tuple) and len(value) > 8:
+        return f"[{len(value)} values]"
+    return str(value)
+
+
+def suite_name(table: str) -> str:
+    return f"{SUITE_PREFIX}{table}"
+
+
+def _column_specs(table: str, column: Column) -> list[ExpectationSpec]:
+    name = column.name
+    specs = [
+        ExpectationSpec("expect_column_to_exist", "column_exists", table, name, {"column": name}),
+        ExpectationSpec("expect_column_values_to_be_in_type_list", "type", table, name,
+                        {"column": name, "type_list": TYPE_LISTS[column.kind]}),
+    ]
+    if column.required:
+        specs.append(ExpectationSpec("expect_column_values_to_not_be_null", "not_null", table,
+                                     name, {"column": name}))
+    if column.allowed:
+        specs.append(ExpectationSpec("expect_column_values_to_be_in_set", "allowed_values",
+                                     table, name, {"column": name,
+                                                   "value_set": list(column.allowed)}))
+    if column.minimum is not None or column.maximum is not None:
+        bounds = {"min_value": column.minimum, "max_value": column.maximum}
+        specs.append(ExpectationSpec(
+            "expect_column_values_to_be_between", "range", table, name,
+            {"column": name, **{k: v for k, v in bounds.items() if v is not None}}))
+    if table == "events" and name in CONDITIONAL_FILLS:
+        # GX's serialized row condition (`Column("event_type").is_in([...])`).
+        condition = {"type": "comparison", "column": {"name": "event_type"}, "operator": "IN",
+                     "parameter": list(CONDITIONAL_FILLS[name])}
+        specs.append(ExpectationSpec(
+            "expect_column_values_to_not_be_null", "null_fraction", table, name,
+            {"column": name, "row_condition": condition}))
+    return specs
+
+
+def event_data_specs(columns: dict[str, list[str]], *, min_rows: int = 1,
+                     max_rows: int | None = None) -> dict[str, list[ExpectationSpec]]:
+    """Suites for users and events. `columns` are the ingested tables' columns: optional
+    contract columns (users.valid_from) are checked only where the data has them."""
+    suites: dict[str, list[ExpectationSpec]] = {}
+    for table, contract in TABLES.items():
+        specs: list[ExpectationSpec] = []
+        present = set(columns.get(table, ()))
+        for column in contract:
+            if column.optional and column.name not in present:
+                continue
+            specs += _column_specs(table, column)
+        key = PRIMARY_KEYS[table]
+        if table == "users" and "valid_from" in present:
+            specs.append(ExpectationSpec(
+                "expect_compound_columns_to_be_unique", "unique", table, f"{key}+valid_from",
+                {"column_list": [key, "valid_from"]}))
+        else:
+            specs.append(ExpectationSpec("expect_column_values_to_be_unique", "unique", table,
+                                         key, {"column": key}))
+        date_column = "signup_date" if table == "users" else "event_time"
+        specs.append(ExpectationSpec(
+            "expect_column_values_to_be_between", "date_range", table, date_column,
+            {"column": date_column, "min_value": {"$PARAMETER": "earliest_date"},
+             "max_value": {"$PARAMETER": "latest_date"}, "strict_max": True}))
+        bounds = {"min_value": min_rows, **({"max_value": max_rows} if max_rows else {})}
+        specs.append(ExpectationSpec("expect_table_row_count_to_be_between", "row_count",
+                                     table, "*", bounds))
+        suites[table] = specs
+    suites["users"].append(ExpectationSpec(
+        "expect_column_pair_values_to_be_in_set", "consistent", "users", "is_paid",
+        {"column_A": "plan", "column_B": "is_paid",
+         "value_pairs_set": [["free", 0], ["paid", 1]]}))
+    suites["events"].append(ExpectationSpec(
+        "expect_column_values_to_be_in_set", "known_user", "events", "user_id",
+        {"column": "user_id", "value_set": {"$PARAMETER": "known_user_ids"}}))
+    return suites
