@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean system-tools
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -22,7 +22,19 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 run: $(VENV)/.installed-v1
 	$(VENV)/bin/churnctl run
 
-test: $(VENV)/.installed-test
+# The tests drive real system tools (promtool, redis-server): install the missing ones from
+# Debian, so the README's test command runs everything on a fresh machine.
+SYSTEM_TOOLS := promtool:prometheus redis-server:redis-server
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (apt)"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; fi
+
+test: system-tools $(VENV)/.installed-test
 	$(PY) -m ruff check churnctl tests bench
 	$(PY) -m pytest -n 2 -q
 
