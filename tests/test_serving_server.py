@@ -32,7 +32,8 @@ def server(workspace: Workspace) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30,
+                      headers={"content-type": "application/json"}) as http:
         yield http
 
 

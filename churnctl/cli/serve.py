@@ -113,7 +113,7 @@ def serve_command(
 
       churnctl serve --host 0.0.0.0 --port 8080 --workers 2
 
-      curl -s localhost:8000/predict -d '{"user_id": "u0000042"}'
+      curl -s localhost:8000/predict --json '{"user_id": 15}'
     """
     from churnctl.registry import require_available
 

@@ -17,25 +17,25 @@ from typing import Any
 import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from churnctl import __version__
+from churnctl.serving.docs_ui import mount_docs
 from churnctl.serving.layout import UnknownCategory
 from churnctl.serving.metrics import MetricsMiddleware, ServingMetrics
 from churnctl.serving.model_holder import ModelHolder, Snapshot
+from churnctl.serving.openapi import build_openapi
 from churnctl.serving.options import ServeOptions
 from churnctl.serving.schema import (
     BatchPrediction,
     ErrorResponse,
     ModelInfo,
     Prediction,
-    RequestModels,
-    build_request_models,
     clean_errors,
     error_message,
 )
+from churnctl.serving.security import TokenAuth, is_json, load_token, public_reason, shorten
 from churnctl.serving.sources import model_registry_for
 from churnctl.workspace import Workspace
 
@@ -56,6 +56,7 @@ class ApiError(Exception):
 
 def _errors(status: int, *extra: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Malformed JSON", 404: "Unknown user_id", 413: "Body or batch too large",
+            415: "Content-Type is not application/json",
             422: "Invalid field (named in the message)", 503: "No model loaded yet"}
     return {code: {"model": ErrorResponse, "description": text[code]} for code in (status, *extra)}
 
@@ -65,7 +66,10 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it is known to exceed `limit` bytes."""
+    """The JSON body, or 415 for another Content-Type, or 413 as soon as it is known to exceed
+    `limit` bytes."""
+    if not is_json(request.headers.get("content-type")):
+        raise ApiError(415, "Content-Type must be application/json")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body is {int(declared)} bytes; the limit is {limit} bytes "
@@ -98,7 +102,8 @@ class _Api:
     def snapshot(self) -> Snapshot:
         snapshot = self.holder.current
         if snapshot is None:
-            raise ApiError(503, f"no model loaded: {self.holder.not_ready_reason()}")
+            reason = public_reason(self.holder.not_ready_reason())
+            raise ApiError(503, f"no model loaded: {reason}")
         return snapshot
 
     def record_for(self, snapshot: Snapshot, item: BaseModel, unknown: list[Any]
@@ -108,7 +113,8 @@ class _Api:
             return snapshot.requests.record(features), None
         table = self.holder.features
         if table is None:
-            raise ApiError(503, f"user_id look-ups unavailable: {self.holder.features_error}")
+            raise ApiError(503, "user_id look-ups unavailable: "
+                                f"{public_reason(self.holder.features_error)}")
         missing = table.missing_columns(snapshot.requests.names)
         if missing:
             raise ApiError(503, f"the features snapshot lacks columns model v{snapshot.version} "
@@ -150,8 +156,8 @@ class _Api:
         unknown: list[Any] = []
         record, as_of = self.record_for(snapshot, item, unknown)
         if record is None:
-            raise ApiError(404, f"unknown user_id {unknown[0]!r}: not in the latest features "
-                                "snapshot")
+            raise ApiError(404, f"unknown user_id {shorten(repr(unknown[0]))}: not in the "
+                                "latest features snapshot")
         (probability,) = await self.score(snapshot, [record])
         return _json(self.prediction(snapshot, item, probability, as_of))
 
@@ -173,7 +179,7 @@ class _Api:
         unknown: list[Any] = []
         found = [self.record_for(snapshot, item, unknown) for item in batch.customers]
         if unknown:
-            shown = ", ".join(repr(uid) for uid in unknown[:10])
+            shown = ", ".join(shorten(repr(uid)) for uid in unknown[:10])
             raise ApiError(404, f"unknown user_id {shown}" + (
                 f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
                 + ": not in the latest features snapshot")
@@ -194,45 +200,9 @@ class _Api:
     def ready(self) -> Response:
         snapshot = self.holder.current
         if snapshot is None:
-            return _json({"status": "not ready", "reason": self.holder.not_ready_reason()}, 503)
+            return _json({"status": "not ready",
+                          "reason": public_reason(self.holder.not_ready_reason())}, 503)
         return _json({"status": "ready", "model_version": snapshot.version})
-
-
-def _request_models(holder: ModelHolder, max_batch: int) -> RequestModels | None:
-    snapshot = holder.current
-    if snapshot is not None:
-        return snapshot.requests
-    try:  # not loaded yet: the registry's production entry carries the same schema
-        entry = holder.registry.production()
-    except (OSError, ValueError, KeyError):
-        return None
-    if entry is None or not entry.feature_schema:
-        return None
-    return build_request_models(entry.feature_schema, max_batch)
-
-
-def _openapi(app: FastAPI, holder: ModelHolder, max_batch: int) -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                         routes=app.routes)
-    models = _request_models(holder, max_batch)
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for path, model in (("/predict", models and models.predict),
-                        ("/predict/batch", models and models.batch)):
-        if model is None:
-            body: dict[str, Any] = {"type": "object", "description": (
-                "Built from the production model's feature schema; no model is in the "
-                "registry yet.")}
-        else:
-            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(found.pop("$defs", {}))
-            components[model.__name__] = found
-            body = {"$ref": f"#/components/schemas/{model.__name__}"}
-        schema["paths"][path]["post"]["requestBody"] = {
-            "required": True, "content": {JSON: {"schema": body}}}
-    app.openapi_schema = schema
-    return schema
 
 
 def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] | None = None
@@ -244,6 +214,7 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
     holder = ModelHolder(workspace, opts.max_batch, on_error=lambda _: metrics.reload_failed(),
                          registry=model_registry_for(workspace, opts))
     api = _Api(holder, metrics, opts)
+    token = load_token(opts.api_token_file)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
@@ -252,7 +223,7 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
         await run_in_threadpool(holder.stop)
 
     app = FastAPI(title="churnctl churn API", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.holder, app.state.metrics, app.state.options = holder, metrics, opts
 
     def swapped(snapshot: Snapshot) -> None:
@@ -260,20 +231,26 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
         app.openapi_schema = None  # regenerate docs from the new model's schema
 
     holder.on_swap = swapped
+    if token is not None:
+        app.add_middleware(TokenAuth, token=token, protect_metrics=opts.protect_metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.openapi = lambda: _openapi(app, holder, opts.max_batch)  # type: ignore[method-assign]
+    protected = () if token is None else (
+        "/predict", "/predict/batch", "/model") + (("/metrics",) if opts.protect_metrics else ())
+    app.openapi = lambda: build_openapi(  # type: ignore[method-assign]
+        app, holder, opts.max_batch, protected)
+    mount_docs(app)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"message": exc.message, "detail": exc.detail}, exc.status)
 
     @app.post("/predict", summary="Churn probability of one customer",
-              responses={200: {"model": Prediction}, **_errors(400, 404, 413, 422, 503)})
+              responses={200: {"model": Prediction}, **_errors(400, 404, 413, 415, 422, 503)})
     async def predict(request: Request) -> Response:
         return await api.predict(request)
 
     @app.post("/predict/batch", summary="Churn probabilities of many customers",
-              responses={200: {"model": BatchPrediction}, **_errors(400, 404, 413, 422, 503)})
+              responses={200: {"model": BatchPrediction}, **_errors(400, 404, 413, 415, 422, 503)})
     async def predict_batch(request: Request) -> Response:
         return await api.predict_batch(request)
 
@@ -291,7 +268,8 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
     async def model() -> Response:
         return api.model_info()
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics (text exposition format)",
+             response_class=PlainTextResponse)
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 

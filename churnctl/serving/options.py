@@ -21,6 +21,10 @@ class ServeOptions(StrictOptions):
     request_timeout_seconds: float = Field(
         1.0, gt=0, le=300, description="After SIGTERM, in-flight requests get this long to "
         "finish before the process exits (keep terminationGracePeriodSeconds above it).")
+    api_token_file: str | None = Field(
+        None, description="File holding the bearer token (a mounted Kubernetes Secret); "
+        "default: the CHURNCTL_API_TOKEN variable; neither: no authentication.")
+    protect_metrics: bool = Field(False, description="/metrics needs the token too.")
     top_k: int = Field(100, ge=1, description="Highest-risk customers listed by batch scoring.")
     model_source: Literal["registry", "mlflow"] = Field(
         "registry", description="The local registry's production model, or the MLflow model "

@@ -34,11 +34,25 @@ UserId = Annotated[str | int, PlainValidator(_user_id),
                    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]})]
 
 
+def _exactly_one_source(schema: dict[str, Any]) -> None:
+    """JSON Schema for "exactly one of features or user_id, not null": oneOf two branches."""
+    properties = schema.get("properties", {})
+    branches = []
+    for name in ("features", "user_id"):
+        choices = properties.get(name, {}).get("anyOf", [])
+        given = [choice for choice in choices if choice.get("type") != "null"]
+        if given:
+            one = given[0] if len(given) == 1 else {"anyOf": given}
+            branches.append({"required": [name], "properties": {name: one}})
+    if len(branches) == 2:
+        schema["oneOf"] = branches
+
+
 class PredictRequestBase(BaseModel):
     """Either `features` (the customer's feature values) or `user_id` (look up their latest
     snapshot in the features artifact), not both."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_source)
 
     user_id: UserId | None = Field(
         None, description="Score this user's latest feature snapshot from the features stage.")
@@ -145,7 +159,7 @@ def error_message(errors: list[dict[str, Any]], limit: int = 5) -> str:
     """One line naming each problem: `features.tenure: Field required; ...`."""
     parts = []
     for error in errors[:limit]:
-        where = ".".join(str(part) for part in error.get("loc", ())) or "body"
+        where = ".".join(_short(part) for part in error.get("loc", ())) or "body"
         text = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {text}")
     more = len(errors) - limit
@@ -154,5 +168,11 @@ def error_message(errors: list[dict[str, Any]], limit: int = 5) -> str:
 
 def clean_errors(errors: list[dict[str, Any]], limit: int = 50) -> list[dict[str, Any]]:
     """Validation errors without echoed input (may be huge or sensitive) or doc URLs."""
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in errors[:limit]]
+    return [{"loc": [part if isinstance(part, int) else _short(part) for part in e.get("loc", ())],
+             "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors[:limit]]
+
+
+def _short(part: Any, limit: int = 100) -> str:
+    """A loc part (a client-given field name may be megabytes long), cut to `limit` chars."""
+    text = str(part)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
