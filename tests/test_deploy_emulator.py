@@ -194,9 +194,9 @@ def test_cli_deploys_then_reports_unchanged(
     args = ["deploy", "--profile", "v1", "--workspace", str(tmp_path), "--context", "kmock"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "diff: 9 to create, 0 to update, 0 unchanged" in first.output
+    assert "diff: 10 to create, 0 to update, 0 unchanged" in first.output
     assert "+++ rendered/Deployment/churn/churnctl-api" in first.output
-    assert first.output.count("created") == 9
+    assert first.output.count("created") == 10
 
     second = runner.invoke(app, [*args, "--json", "--image", "ghcr.io/churnctl/churnctl:0.3.0"])
     assert second.exit_code == 0, second.output

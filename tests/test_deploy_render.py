@@ -27,7 +27,10 @@ from churnctl.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "infra" / "k8s"
-KINDS = {"Namespace", "ConfigMap", "Service", "PersistentVolumeClaim", "Deployment", "CronJob"}
+KINDS = {
+    "Namespace", "ConfigMap", "Service", "PersistentVolumeClaim", "Deployment", "CronJob",
+    "NetworkPolicy",
+}  # fmt: skip
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -88,6 +91,58 @@ def test_api_deployment_is_hardened(staging: list[dict[str, Any]]) -> None:
     service = by_kind(staging, "Service", "churnctl-api")
     assert service["spec"]["selector"].items() <= labels.items()
     assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in api["ports"]}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, "only matchLabels selectors are used here"
+    return selector["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("overlay", ["staging", "production"])
+def test_network_policy_admits_only_the_api_port_from_allowed_pods(overlay: str) -> None:
+    objects = render(overlay, namespace="churn", root=K8S)
+    policy = by_kind(objects, "NetworkPolicy")
+    deployment = by_kind(objects, "Deployment")
+    spec = policy["spec"]
+    # It selects the API pods, and no CronJob's pods.
+    assert _selects(spec["podSelector"], deployment["spec"]["template"]["metadata"]["labels"])
+    for job in (o for o in objects if o["kind"] == "CronJob"):
+        pod_labels = job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        assert not _selects(spec["podSelector"], pod_labels)
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    (rule,) = spec["ingress"]
+    (api,) = containers(deployment)
+    assert rule["ports"] == [{"port": api["ports"][0]["containerPort"], "protocol": "TCP"}]
+    # Every peer names a label: an empty selector (or a missing `from`) would admit everyone.
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"churnctl.io/api-access": "true"}}},
+        {"namespaceSelector": {"matchLabels": {"churnctl.io/api-access": "true"}}},
+    ]
+    # Egress: DNS to kube-dns only.
+    (dns,) = spec["egress"]
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    (peer,) = dns["to"]
+    assert peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert peer["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+    }
+
+
+def test_api_token_comes_from_an_optional_secret(staging: list[dict[str, Any]]) -> None:
+    (api,) = containers(by_kind(staging, "Deployment"))
+    (token,) = [e for e in api["env"] if e["name"] == "CHURNCTL_API_TOKEN"]
+    # optional: the pod starts (and the API asks for no token) until someone creates the Secret.
+    assert token == {
+        "name": "CHURNCTL_API_TOKEN",
+        "valueFrom": {
+            "secretKeyRef": {"name": "churnctl-api-token", "key": "token", "optional": True}
+        },
+    }
+    # No Secret ships with the manifests, and no token goes into the ConfigMap.
+    assert "Secret" not in {o["kind"] for o in staging}
+    assert not any("TOKEN" in key for key in by_kind(staging, "ConfigMap")["data"])
+    for job in (o for o in staging if o["kind"] == "CronJob"):
+        assert "CHURNCTL_API_TOKEN" not in {e["name"] for e in containers(job)[0]["env"]}
 
 
 @pytest.mark.parametrize("overlay", ["staging", "production"])
