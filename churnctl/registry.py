@@ -24,7 +24,6 @@ GROUP = "churnctl.backends"
 PLANNED: dict[str, str] = {
     "orchestrator.kubeflow": "kubeflow",
     "validate.gx-spark": "gx",
-    "features.feast": "feast",
     "features.spark": "spark",
     "ingest.kafka": "kafka",
     "serve.fastapi-ab": "serve",

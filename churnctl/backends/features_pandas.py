@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -55,36 +55,61 @@ class PandasFeatures(Backend):
     extra = "pandas"
     modules = ("pandas", "numpy", "pyarrow")
 
+    @staticmethod
+    def config(opts: PandasFeaturesOptions) -> Any:
+        from churnctl.domain import features as F
+
+        return F.FeatureConfig(tuple(opts.windows), opts.label_horizon_days,
+                               opts.snapshot_every_days, opts.active_within_days,
+                               opts.test_fraction, tuple(opts.activity_events), opts.embargo_days)
+
+    @staticmethod
+    def labelled(users: Any, events: Any, config: Any) -> tuple[Any, list[int], Any]:
+        """(daily activity, snapshot days, labelled snapshots): shared with features.feast."""
+        from churnctl.domain import features as F
+
+        activity = F.daily_activity(users, events, config.activity_events)
+        try:
+            days = F.training_days(activity, config)
+            return activity, days, F.snapshots(activity, users, days, config, with_labels=True)
+        except ValueError as exc:
+            raise DataError(f"events table: {exc}") from None
+
+    @staticmethod
+    def split(labelled: Any, config: Any) -> tuple[Any, Any]:
+        from churnctl.domain import features as F
+
+        try:
+            return F.time_split(labelled, config.test_fraction, config.embargo)
+        except ValueError as exc:
+            raise DataError(f"events table: {exc}") from None
+
     def run(self, ctx: StageContext) -> StageOutput:
         import pandas as pd
 
         from churnctl.domain import features as F
 
-        opts: PandasFeaturesOptions = ctx.options
-        config = F.FeatureConfig(
-            tuple(opts.windows),
-            opts.label_horizon_days,
-            opts.snapshot_every_days,
-            opts.active_within_days,
-            opts.test_fraction,
-            tuple(opts.activity_events),
-            opts.embargo_days,
-        )
+        config = self.config(ctx.options)
         users = pd.read_parquet(ctx.inputs["ingest"].table("users"))
         events = pd.read_parquet(ctx.inputs["ingest"].table("events"))
-        activity = F.daily_activity(users, events, config.activity_events)
-        try:
-            days = F.training_days(activity, config)
-            labelled = F.snapshots(activity, users, days, config, with_labels=True)
-            train, test = F.time_split(labelled, config.test_fraction, config.embargo)
-        except ValueError as exc:
-            raise DataError(f"events table: {exc}") from None
+        activity, days, labelled = self.labelled(users, events, config)
+        train, test = self.split(labelled, config)
         latest = F.snapshots(activity, users, [activity.days - 1], config, with_labels=False)
         F.user_daily_table(activity).to_parquet(ctx.out_dir / "user_daily.parquet", index=False)
         train.to_parquet(ctx.out_dir / "train.parquet", index=False)
         test.to_parquet(ctx.out_dir / "test.parquet", index=False)
         latest.to_parquet(ctx.out_dir / "latest.parquet", index=False)
         numeric, categorical = F.feature_columns(config)
+        output = self.describe(users, config, days, train, test, latest, numeric, categorical)
+        output.tables = {name: f"{name}.parquet" for name in FEATURE_TABLES}
+        return output
+
+    @staticmethod
+    def describe(users: Any, config: Any, days: list[int], train: Any, test: Any, latest: Any,
+                 numeric: list[str], categorical: list[str]) -> StageOutput:
+        """The output contract (meta feature_schema and split, metrics, summary)."""
+        from churnctl.domain import features as F
+
         split = {"kind": "time", "embargo_days": config.embargo,
                  "label_horizon_days": config.label_horizon_days,
                  "last_train_snapshot": str(train["as_of"].max().date()),
@@ -95,7 +120,6 @@ class PandasFeatures(Backend):
                   "categorical": categorical, "label_horizon_days": config.label_horizon_days,
                   "embargo_days": config.embargo, "split": "time, embargoed"}
         return StageOutput(
-            tables={name: f"{name}.parquet" for name in FEATURE_TABLES},
             meta={"feature_schema": schema, "split": split},
             metrics={
                 "train_rows": len(train),

@@ -1,0 +1,153 @@
+"""Feast operations of the features stage: load the generated repo, apply it, build training
+rows by point-in-time join, and materialize into the online store. Feast is imported here only,
+inside functions (it costs ~10 s)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import runpy
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from churnctl.errors import DataError, UserError
+from churnctl.feast_store.repo import JOIN_KEY, TIMESTAMP, RepoSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+_LOAD_LOCK = threading.Lock()
+
+
+def quiet_feast() -> None:
+    """Telemetry off before Feast is imported (there is no outside network here)."""
+    os.environ["FEAST_USAGE"] = "False"
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def load_definitions(repo: Path) -> list[Any]:
+    """The Entity, FileSource and FeatureView objects of the repo's entities.py and features.py.
+
+    Run as Feast's CLI runs them (features.py imports `entities` from the repo), without
+    changing the process's directory; an invalid file is one line naming it.
+    """
+    quiet_feast()
+    from feast import Entity, FeatureView
+
+    found: list[Any] = []
+    with _LOAD_LOCK:
+        saved = sys.modules.pop("entities", None)
+        try:
+            for name in ("entities.py", "features.py"):
+                path = repo / name
+                try:
+                    namespace = runpy.run_path(str(path))
+                except Exception as exc:
+                    raise DataError(f"{path}: {_one_line(exc)}") from None
+                if name == "entities.py":
+                    module = type(sys)("entities")
+                    module.__dict__.update(namespace)
+                    sys.modules["entities"] = module
+                found += [v for v in namespace.values()
+                          if isinstance(v, Entity | FeatureView) and v not in found]
+        finally:
+            sys.modules.pop("entities", None)
+            if saved is not None:
+                sys.modules["entities"] = saved
+    return found
+
+
+def open_store(repo: Path, apply: bool = False) -> FeatureStore:
+    """The repo's FeatureStore; with `apply`, its definitions registered (idempotent)."""
+    quiet_feast()
+    from feast import FeatureStore
+
+    try:
+        store = FeatureStore(repo_path=str(repo))
+    except Exception as exc:
+        raise DataError(f"{repo / 'feature_store.yaml'}: {_one_line(exc)}") from None
+    if apply:
+        definitions = load_definitions(repo)
+        try:
+            with _silenced():
+                store.apply(definitions)
+        except Exception as exc:
+            raise DataError(f"{repo / 'features.py'}: feast apply: {_one_line(exc)}") from None
+    return store
+
+
+@contextlib.contextmanager
+def _silenced() -> Any:
+    """Feast prints progress to stdout, which `--json` output must not contain."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def utc(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    stamps = pd.to_datetime(values)
+    return stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+
+
+def historical(store: FeatureStore, spec: RepoSpec, entities: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time join of both feature views onto (user_id, as_of, ...extra columns).
+
+    Rows come back in the entity frame's order, `as_of` naive like the pandas backend's.
+    """
+    frame = entities.rename(columns={"as_of": TIMESTAMP}).copy()
+    frame[TIMESTAMP] = utc(frame[TIMESTAMP])
+    frame["_row"] = range(len(frame))
+    try:
+        with _silenced():
+            joined = store.get_historical_features(
+                entity_df=frame, features=spec.feature_refs()).to_df()
+    except Exception as exc:
+        raise DataError(f"feast point-in-time join: {_one_line(exc)}") from None
+    joined = joined.sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
+    joined[TIMESTAMP] = joined[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None)
+    return joined.rename(columns={TIMESTAMP: "as_of"})
+
+
+def materialize(store: FeatureStore, end: datetime, start: datetime, incremental: bool
+                ) -> dict[str, Any]:
+    """Load the newest row per user up to `end` into the online store.
+
+    `incremental` uses the end of the previous materialization recorded in the registry as
+    the start; otherwise (the first time, or replaced data) the window starts at `start`.
+    """
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    online = store.config.online_store
+    where = getattr(online, "connection_string", None) or getattr(online, "path", "")
+    try:
+        with _silenced():
+            if incremental:
+                store.materialize_incremental(end_date=end)
+            else:
+                store.materialize(start_date=start, end_date=end)
+    except Exception as exc:
+        kind = getattr(online, "type", "online")
+        raise UserError(f"feast materialize into the {kind} store at {where}: "
+                        f"{_one_line(exc)}") from None
+    return {"online_store": getattr(online, "type", ""), "start": None if incremental
+            else start.isoformat(), "end": end.isoformat(), "incremental": incremental}
+
+
+def end_of(last_day: pd.Timestamp) -> datetime:
+    """Just after the last day's rows (timestamped at midnight) so materialize includes them."""
+    return (last_day.to_pydatetime().replace(tzinfo=UTC) + timedelta(seconds=1))
+
+
+__all__ = ["JOIN_KEY", "end_of", "historical", "load_definitions", "materialize", "open_store",
+           "quiet_feast", "utc"]
