@@ -186,6 +186,8 @@ class ServerSideApplyEmulator(kmock.KubernetesEmulator):
             # Not KubernetesEmulator._handle: it would merge the PATCH into the stored object
             # before any reaction runs; here the write happens in _serve_apply, if reached.
             return await kmock.KubernetesScaffold._handle(self, request)
+        if request.method.value == "DELETE":
+            self.applied.pop(str(request.url.path), None)  # a new object owns nothing yet
         return await super()._handle(request)
 
     def _apply(

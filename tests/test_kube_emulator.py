@@ -108,6 +108,15 @@ def test_fields_a_manager_stops_applying_are_removed_others_kept(emulator: Emula
     assert "labels" not in after["metadata"]
 
 
+def test_a_recreated_object_owns_nothing_of_the_deleted_one(emulator: Emulator) -> None:
+    call(emulator, "PATCH", CONFIGMAP, configmap(a="1"), fieldManager="me")
+    assert call(emulator, "DELETE", CONFIGMAP)[0] == 200
+    assert call(emulator, "GET", CONFIGMAP)[0] == 404
+    assert emulator.handler.applied.get(CONFIGMAP) is None
+    status, created = call(emulator, "PATCH", CONFIGMAP, configmap(b="2"), fieldManager="me")
+    assert (status, created["data"]) == (201, {"b": "2"})
+
+
 def test_named_list_items_merge_by_name(emulator: Emulator) -> None:
     path = "/apis/apps/v1/namespaces/churn/deployments/api"
     env = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
