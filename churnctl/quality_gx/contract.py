@@ -74,10 +74,16 @@ def _short(value: Any) -> str:
     if isinstance(value, dict) and "$PARAMETER" in value:
         return f"<{value['$PARAMETER']}>"
     if isinstance(value, dict) and value.get("type") == "comparison":
-        return f"{value['column']['name']} in {value['parameter']}"
+        return f"{value['column']['name']} {value['operator']} {value['parameter']}"
     if isinstance(value, list | tuple) and len(value) > 8:
         return f"[{len(value)} values]"
     return str(value)
+
+
+def _condition(column: str, operator: str, value: Any) -> dict[str, Any]:
+    """GX's serialized row condition, e.g. `Column("plan") == "paid"`."""
+    return {"type": "comparison", "column": {"name": column}, "operator": operator,
+            "parameter": value}
 
 
 def suite_name(table: str) -> str:
@@ -104,9 +110,7 @@ def _column_specs(table: str, column: Column) -> list[ExpectationSpec]:
             "expect_column_values_to_be_between", "range", table, name,
             {"column": name, **{k: v for k, v in bounds.items() if v is not None}}))
     if table == "events" and name in CONDITIONAL_FILLS:
-        # GX's serialized row condition (`Column("event_type").is_in([...])`).
-        condition = {"type": "comparison", "column": {"name": "event_type"}, "operator": "IN",
-                     "parameter": list(CONDITIONAL_FILLS[name])}
+        condition = _condition("event_type", "IN", list(CONDITIONAL_FILLS[name]))
         specs.append(ExpectationSpec(
             "expect_column_values_to_not_be_null", "null_fraction", table, name,
             {"column": name, "row_condition": condition}))
@@ -142,10 +146,12 @@ def event_data_specs(columns: dict[str, list[str]], *, min_rows: int = 1,
         specs.append(ExpectationSpec("expect_table_row_count_to_be_between", "row_count",
                                      table, "*", bounds))
         suites[table] = specs
-    suites["users"].append(ExpectationSpec(
-        "expect_column_pair_values_to_be_in_set", "consistent", "users", "is_paid",
-        {"column_A": "plan", "column_B": "is_paid",
-         "value_pairs_set": [["free", 0], ["paid", 1]]}))
+    # is_paid is 1 exactly where plan is "paid" (a plan outside the set fails allowed_values).
+    for operator, flag in (("==", 1), ("!=", 0)):
+        suites["users"].append(ExpectationSpec(
+            "expect_column_values_to_be_in_set", "consistent", "users", "is_paid",
+            {"column": "is_paid", "value_set": [flag],
+             "row_condition": _condition("plan", operator, "paid")}))
     suites["events"].append(ExpectationSpec(
         "expect_column_values_to_be_in_set", "known_user", "events", "user_id",
         {"column": "user_id", "value_set": {"$PARAMETER": "known_user_ids"}}))
