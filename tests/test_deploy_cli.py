@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import Result
 from typer.testing import CliRunner
 
 from churnctl.cli.main import app
@@ -29,7 +30,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def deploy(*args: str, workspace: Path) -> object:
+def deploy(*args: str, workspace: Path) -> Result:
     return runner.invoke(app, ["deploy", "--workspace", str(workspace), *args])
 
 

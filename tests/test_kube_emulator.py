@@ -165,7 +165,7 @@ def test_nothing_is_created_in_a_missing_namespace(emulator: Emulator) -> None:
 
 
 def test_cluster_scoped_namespaces_apply_the_same_way(emulator: Emulator) -> None:
-    namespace = {
+    namespace: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": "other", "labels": {"a": "1", "b": "2"}},
