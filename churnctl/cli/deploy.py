@@ -153,7 +153,7 @@ def deploy(
 
       churnctl deploy --dry-run
 
-      churnctl deploy --dry-run -o yaml > manifests.yaml
+      churnctl deploy --dry-run -o yaml
 
       churnctl deploy --dry-run --overlay production --out build/k8s
 
