@@ -16,6 +16,8 @@ $(VENV)/.installed-v1: pyproject.toml | $(PY)
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[v3,dev]'
+	python3 -m venv $(VENV)/tools/semgrep  # semgrep pins opentelemetry 1.37: its own venv
+	$(VENV)/tools/semgrep/bin/pip install --quiet 'semgrep>=1.100'
 	$(PY) -m compileall -q churnctl
 	touch $@ $(VENV)/.installed-v1
 

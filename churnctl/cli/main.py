@@ -20,6 +20,7 @@ from churnctl.cli import (
     report,
     run,
     runs,
+    scan,
     serve,
     stage,
     tracking,
@@ -77,7 +78,8 @@ def _root(
     """churnctl: one CLI for a churn ML system, profile-driven."""
 
 
-for module in (run, backends, serve, report, deploy, monitor, stage, pipeline, tracking, dvc):
+for module in (run, backends, serve, report, deploy, monitor, stage, pipeline, tracking, dvc,
+               scan):
     module.register(app)
 app.add_typer(profile.app, name="profile")
 app.add_typer(data.app, name="data")
