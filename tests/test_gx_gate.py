@@ -218,3 +218,38 @@ def test_help_and_plan_do_not_import_great_expectations(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_validate_suite_shows_what_the_run_checks(gx_run, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root, _record = gx_run
+    monkeypatch.setenv("COLUMNS", "250")
+    result = invoke(root, "validate", "suite", "--profile", "v3", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    suites = [e for t in ("users", "events") for e in _suite(root, t)["expectations"]]
+    assert len(rows) == len(suites) and {r["owner"] for r in rows} == {"churnctl"}
+    assert {"known_user", "date_range", "row_count"} <= {r["kind"] for r in rows}
+    table = invoke(root, "validate", "suite", "--profile", "v3")
+    assert table.exit_code == 0 and "datetime64[ns]" in table.stdout  # markup-safe
+    # No run yet: the suite the contract would generate, with the profile's severities.
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("name: mine\nextends: v3\nstages:\n  validate:\n    backend: gx\n"
+                      "    options: {severity: {null_fraction: critical}}\n")
+    fresh = invoke(tmp_path / "empty", "validate", "suite", "--profile", str(custom), "--json")
+    assert fresh.exit_code == 0, fresh.output
+    kinds = {r["kind"]: r["severity"] for r in json.loads(fresh.stdout)}
+    assert kinds["null_fraction"] == "critical" and kinds["unique"] == "critical"
+
+
+def test_validate_suite_edit_checks_the_edited_file(gx_copy: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nprintf '{broken' > \"$1\"\n")
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.delenv("VISUAL", raising=False)
+    result = invoke(gx_copy, "validate", "suite", "--edit", "--table", "users")
+    assert result.exit_code == 2, result.output
+    [line] = error_lines(result)
+    assert "churnctl_users.json" in line and "not valid JSON" in line

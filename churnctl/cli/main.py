@@ -24,6 +24,7 @@ from churnctl.cli import (
     serve,
     stage,
     tracking,
+    validate,
 )
 from churnctl.cli.common import debug_enabled, err_console, escape
 from churnctl.errors import ChurnctlError
@@ -84,6 +85,7 @@ for module in (run, backends, serve, report, deploy, monitor, stage, pipeline, t
 app.add_typer(profile.app, name="profile")
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
+app.add_typer(validate.app, name="validate")
 
 
 def main() -> None:
