@@ -46,6 +46,8 @@ class Profile(BaseModel):
     orchestrator: StageBinding = StageBinding(backend="local")
     tracking: StageBinding | None = None
     monitoring: StageBinding | None = None
+    # OpenTelemetry (churnctl/tracing.py): backend otlp, options endpoint/protocol/sample_ratio.
+    tracing: StageBinding | None = None
     source: str = Field(default="", exclude=True)
 
     def bindings(self) -> dict[str, StageBinding]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from churnctl import __version__
+from churnctl import __version__, tracing
 from churnctl.artifacts import ArtifactCorrupt, declared_contents, tree_files
 from churnctl.atomic import atomic_dir, sweep_stale, write_json, write_text
 from churnctl.cache_key import LATEST, components, explain
@@ -161,7 +161,9 @@ class Runner:
     def execute(self, only: list[str] = (), start: str | None = None, force: bool = False,
                 progress: Any = None) -> dict[str, Any]:
         """Run the selected stages; return the run record (also saved in the workspace)."""
-        with workspace_lock(self.workspace, "churnctl run", log=self.log):
+        tracing.configure_from(getattr(self.profile, "tracing", None))  # off unless configured
+        with (workspace_lock(self.workspace, "churnctl run", log=self.log),
+              tracing.span("churnctl run", {"churnctl.profile": self.profile.name}) as run_span):
             self.workspace.ensure()
             plans = self.plan(only, start, force)
             blocked = [p for p in plans if p.status == "unavailable"]
@@ -200,8 +202,12 @@ class Runner:
                             if ref is not None:
                                 outputs[step.stage] = ref
                             continue
-                        row = self._run_stage(step, outputs, force, start, progress,
-                                              record["stages"])
+                        with tracing.span(f"stage {step.stage}", {
+                                "churnctl.stage": step.stage,
+                                "churnctl.backend": step.backend}) as stage_span:
+                            row = self._run_stage(step, outputs, force, start, progress,
+                                                  record["stages"])
+                            tracing.stage_done(stage_span, row)
                         record["metrics"].update(row.get("metrics", {}))
                 record["status"] = "succeeded"
             except BaseException as exc:
@@ -213,6 +219,9 @@ class Runner:
                 finished = datetime.now(UTC)
                 record["finished_at"] = finished.isoformat(timespec="seconds")
                 record["seconds"] = round((finished - started).total_seconds(), 3)
+                run_span.set_attributes({"churnctl.run_id": record["run_id"],
+                                         "churnctl.status": record["status"],
+                                         "churnctl.seconds": record["seconds"]})
                 try:
                     if not interrupted:
                         self._track(record)

@@ -64,6 +64,9 @@ def _serve_backend(profile: str | None, workspace: Workspace, given: dict[str, A
     flags = {key: value for key, value in given.items() if value is not None}
     loaded, backend, options = stage_backend(resolve_profile_name(profile, workspace), "serve",
                                              flags, ("serve", "score"))
+    from churnctl import tracing
+
+    tracing.configure_from(getattr(loaded, "tracing", None))  # before create_app instruments it
     if getattr(options, "model_source", "registry") == "mlflow":
         options.mlflow_tracking_uri = _mlflow_uri(options.mlflow_tracking_uri, loaded, workspace)
     return backend, options

@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from churnctl import __version__
+from churnctl import __version__, tracing
 from churnctl.serving.docs_ui import mount_docs
 from churnctl.serving.layout import UnknownCategory
 from churnctl.serving.metrics import MetricsMiddleware, ServingMetrics
@@ -225,6 +225,9 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
     app = FastAPI(title="churnctl churn API", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.holder, app.state.metrics, app.state.options = holder, metrics, opts
+    if tracing.configure():  # OTEL_EXPORTER_OTLP_ENDPOINT, or `serve` configured it already
+        tracing.instrument_app(app)
+        api.score = tracing.traced_score(api.score)  # type: ignore[method-assign]
 
     def swapped(snapshot: Snapshot) -> None:
         metrics.model_swapped(snapshot.version)

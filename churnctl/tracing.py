@@ -1,0 +1,171 @@
+"""OpenTelemetry tracing, off and free unless configured (extra `churnctl[otel]`).
+
+Turned on by `configure()`: an endpoint from the profile's `tracing:` binding or from
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT. Until then `span()` yields a
+no-op object and nothing from opentelemetry is imported, so `churnctl --help`, runs and the
+API pay nothing. OTLP over HTTP (`http/protobuf`, the default) or gRPC (`grpc`, from the
+`protocol` option or OTEL_EXPORTER_OTLP_PROTOCOL); a parent-based ratio sampler.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from churnctl.errors import UserError
+
+SKIPPED_ROUTES = "live,ready,metrics"  # health and metrics: no spans
+_state: dict[str, Any] = {"tracer": None, "provider": None}
+
+
+class _NoopSpan:
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        pass
+
+
+NOOP = _NoopSpan()
+
+
+def enabled() -> bool:
+    return _state["tracer"] is not None
+
+
+def _endpoint() -> str | None:
+    return (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None)
+
+
+def _exporter(endpoint: str, protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        target = endpoint.removeprefix("http://").removeprefix("https://")
+        return OTLPSpanExporter(endpoint=target, insecure=not endpoint.startswith("https://"))
+    if protocol not in ("http/protobuf", "http"):
+        raise UserError(f"tracing protocol {protocol!r}: use http/protobuf or grpc")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    url = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else (
+        endpoint.rstrip("/") + "/v1/traces")
+    return OTLPSpanExporter(endpoint=url)
+
+
+def configure(endpoint: str | None = None, protocol: str | None = None,
+              sample_ratio: float | None = None, service: str = "churnctl",
+              exporter: Any = None) -> bool:
+    """Turn tracing on when an endpoint (or a test's exporter) is given; True when on.
+
+    Idempotent: the first successful call wins for the life of the process.
+    """
+    if enabled():
+        return True
+    endpoint = endpoint or _endpoint()
+    if endpoint is None and exporter is None:
+        return False
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    except ImportError:
+        raise UserError("tracing is configured but OpenTelemetry is not installed: "
+                        "pip install 'churnctl[otel]'") from None
+    ratio = sample_ratio if sample_ratio is not None else float(
+        os.environ.get("CHURNCTL_TRACE_SAMPLE_RATIO", "1.0"))
+    if not 0.0 <= ratio <= 1.0:
+        raise UserError(f"tracing sample_ratio {ratio}: use a number from 0 to 1")
+    protocol = protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)}),
+        sampler=ParentBased(TraceIdRatioBased(ratio)))
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    else:
+        provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint, protocol)))
+    _state.update(provider=provider, tracer=provider.get_tracer("churnctl"))
+    atexit.register(shutdown)
+    return True
+
+
+def configure_from(binding: Any) -> bool:
+    """configure() from a profile's `tracing:` binding (backend otlp), else from the env."""
+    options = dict(getattr(binding, "options", None) or {}) if binding is not None else {}
+    if binding is not None and getattr(binding, "backend", "otlp") not in ("otlp", "none"):
+        raise UserError(f"tracing backend {binding.backend!r}: use otlp")
+    if binding is not None and binding.backend == "none":
+        return False
+    return configure(options.get("endpoint"), options.get("protocol"),
+                     options.get("sample_ratio"), options.get("service", "churnctl"))
+
+
+def shutdown() -> None:
+    """Flush and stop; tracing is off afterwards (a later configure() may turn it on again)."""
+    provider = _state["provider"]
+    _state.update(provider=None, tracer=None)
+    if provider is not None:
+        provider.shutdown()
+
+
+def _clean(attributes: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (attributes or {}).items()
+            if isinstance(v, str | bool | int | float)}
+
+
+@contextmanager
+def span(name: str, attributes: dict[str, Any] | None = None) -> Iterator[Any]:
+    """A current span named `name` (its exception recorded), or NOOP when tracing is off."""
+    tracer = _state["tracer"]
+    if tracer is None:
+        yield NOOP
+        return
+    with tracer.start_as_current_span(name, attributes=_clean(attributes)) as current:
+        yield current
+
+
+def stage_done(current: Any, row: dict[str, Any]) -> None:
+    """A stage span's attributes from its run-record row: cache status, seconds, row counts."""
+    if current is NOOP:
+        return
+    attributes = {"churnctl.cache": "hit" if row.get("status") == "cached" else "miss",
+                  "churnctl.status": row.get("status", ""),
+                  "churnctl.seconds": float(row.get("seconds") or 0.0)}
+    for key, value in (row.get("summary") or {}).items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            attributes[f"churnctl.summary.{key}"] = value
+    current.set_attributes(attributes)
+
+
+def instrument_app(app: Any) -> None:
+    """FastAPI server spans (W3C trace context from the request), health/metrics excluded."""
+    if not enabled():
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=_state["provider"],
+                                       excluded_urls=SKIPPED_ROUTES)
+
+
+def traced_score(score: Any, feature_source: str = "") -> Any:
+    """Wrap the API's async `score(snapshot, records, frame=None)` in a span (when tracing is
+    on; otherwise `score` itself, untouched) with the model version, scorer and rows."""
+    if not enabled():
+        return score
+
+    async def scored(snapshot: Any, records: list[Any], frame: Any = None) -> Any:
+        rows = len(frame) if frame is not None else len(records)
+        attributes = {"churnctl.model_version": snapshot.version,
+                      "churnctl.scorer": getattr(snapshot.scorer, "kind", ""),
+                      "churnctl.variant": str(getattr(snapshot, "variant", "") or "default"),
+                      "churnctl.feature_source": feature_source or "request", "churnctl.rows": rows}
+        with span("churnctl score", attributes):
+            if frame is None:  # the frame argument is newer than some callers
+                return await score(snapshot, records)
+            return await score(snapshot, records, frame)
+
+    return scored
