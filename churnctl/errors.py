@@ -7,7 +7,8 @@ from typing import Any
 MAX_MESSAGE = 2000  # an error is one line; a 10 MB cell must not become a 10 MB message
 
 
-def _cut(text: str, limit: int) -> str:
+def bounded(text: str, limit: int) -> str:
+    """`text` cut in the middle to at most `limit` characters."""
     if len(text) <= limit:
         return text
     keep = (limit - 5) // 2
@@ -16,7 +17,7 @@ def _cut(text: str, limit: int) -> str:
 
 def shorten(value: Any, limit: int = 80) -> str:
     """repr() of a value from the data, cut in the middle when longer than `limit`."""
-    return _cut(repr(value) if not isinstance(value, BaseException) else str(value), limit)
+    return bounded(repr(value) if not isinstance(value, BaseException) else str(value), limit)
 
 
 class ChurnctlError(Exception):
@@ -29,7 +30,7 @@ class ChurnctlError(Exception):
 
     def __init__(self, *args: Any) -> None:
         if args and isinstance(args[0], str):
-            args = (_cut(args[0], MAX_MESSAGE), *args[1:])
+            args = (bounded(args[0], MAX_MESSAGE), *args[1:])
         super().__init__(*args)
 
 

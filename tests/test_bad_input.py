@@ -229,3 +229,14 @@ def test_an_anchor_bomb_is_refused_by_every_command(cli, tmp_path: Path, command
 def test_an_anchor_bomb_in_a_set_value_is_refused(cli) -> None:
     value = "{" + BOMB.replace("\n", ", ").rstrip(", ") + "}"
     _assert_clean_failure(cli("plan", "--set", f"train.seed={value}"), "--set", "expands")
+
+
+def test_a_huge_category_is_not_copied_into_the_validation_report(cli, tmp_path: Path,
+                                                                  clean_tables) -> None:
+    users, events = clean_tables
+    huge = users.assign(plan=users.plan.where(users.index != 0, "g" * 1_000_000))
+    users_path, events_path = _write(tmp_path / "in", huge, events)
+    result = _files_run(cli, users_path, events_path)
+    _assert_clean_failure(result, "users.csv", "plan")
+    assert len(result.stderr) < 2_000
+    assert (tmp_path / "reports" / "validation.json").stat().st_size < 50_000

@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from churnctl.domain.schema import PRIMARY_KEYS, TABLES, Column
+from churnctl.errors import bounded, shorten
+
+MAX_DETAIL = 300
 
 
 @dataclass
@@ -23,6 +26,10 @@ class CheckResult:
     failing_rows: int = 0
     detail: str = ""
     severity: str = "error"  # error fails the gate; warning is reported only
+
+    def __post_init__(self) -> None:
+        # Details quote the data: one 10 MB cell must not become a 10 MB report line.
+        self.detail = bounded(self.detail, MAX_DETAIL)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,7 +52,7 @@ def _column_checks(frame: pd.DataFrame, table: str, column: Column) -> list[Chec
         )
     if column.allowed:
         bad = series.notna() & ~series.isin(column.allowed)
-        examples = sorted(map(str, series[bad].unique()[:3]))
+        examples = sorted(shorten(v, 40) for v in series[bad].unique()[:3])
         results.append(
             CheckResult(
                 "allowed_values",
