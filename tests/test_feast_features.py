@@ -24,6 +24,7 @@ from churnctl.runs import latest_artifact
 from churnctl.stages import StageContext
 from churnctl.workspace import Workspace
 from tests.conftest import SMALL
+from tests.redis_service import free_port, redis_server  # noqa: F401  (a session fixture)
 
 pytest.importorskip("feast")
 pytestmark = pytest.mark.slow
@@ -92,3 +93,99 @@ def test_second_run_is_cached_and_does_not_import_feast(feast_run, tmp_path: Pat
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"feast": False, "status": ["cached"] * 4}
     assert (root / "feature_repo/features.py").stat().st_mtime_ns == before
+
+
+def _source_rows(root: Path) -> pd.DataFrame:
+    return pd.read_parquet(root / "feature_repo/data/user_features.parquet")
+
+
+@pytest.fixture(scope="module")
+def feast_client(feast_run) -> Any:
+    from fastapi.testclient import TestClient
+
+    from churnctl.serving.app import create_app
+
+    app = create_app(Workspace(feast_run[0]), {"reload_interval_seconds": 0})
+    app.state.holder.refresh()
+    return TestClient(app)
+
+
+def test_predict_by_user_id_reads_the_online_store(feast_run, feast_client) -> None:
+    from churnctl.feast_store.online import OnlineFeatures
+
+    root = feast_run[0]
+    assert isinstance(feast_client.app.state.holder.features, OnlineFeatures)
+    latest = pd.read_parquet(latest_artifact(Workspace(root), "features").table("latest"))
+    user = {k: (v.item() if hasattr(v, "item") else v) for k, v in latest.iloc[0].items()}
+    answer = feast_client.post("/predict", json={"user_id": user["user_id"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["as_of"] == "2025-04-10T00:00:00+00:00"
+    assert "stale" not in answer.json()
+    features = {k: v for k, v in user.items()
+                if k not in ("user_id", "as_of")}
+    direct = feast_client.post("/predict", json={"features": features})
+    assert direct.json()["churn_probability"] == pytest.approx(
+        answer.json()["churn_probability"], abs=1e-12)
+    unknown = feast_client.post("/predict", json={"user_id": "nobody-42"})
+    assert unknown.status_code == 404 and "nobody-42" in unknown.json()["message"]
+
+
+def test_stale_online_row_is_refused_or_flagged(feast_run, feast_client) -> None:
+    from churnctl.feast_store.online import OnlineFeatures
+
+    root = feast_run[0]
+    rows = _source_rows(root)
+    newest = rows.groupby("user_id")["event_timestamp"].max()
+    old = int(newest[newest < newest.max() - pd.Timedelta(days=2)].index[0])
+    refused = feast_client.post("/predict", json={"user_id": old})
+    assert refused.status_code == 409 and repr(old) in refused.json()["message"]
+    assert "TTL" in refused.json()["message"]
+    artifact = latest_artifact(Workspace(root), "features")
+    meta = {**artifact.meta("feature_store"), "stale_features": "flag"}
+    flagging = OnlineFeatures(Workspace(root), meta, artifact.meta("feature_schema"),
+                              artifact.table("latest"), "user_id")
+    _, stamp = flagging.get(old, ("events_7d",))
+    assert stamp.stale and stamp[:10] == str(newest[old].date())
+
+
+def test_later_run_materializes_incrementally(feast_run, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(feast_run[0], root, symlinks=True)
+    result = invoke(root, "run", "--json", *FEAST, "--set", "ingest.days=104")
+    assert result.exit_code == 0, result.output
+    stages = {row["name"]: row for row in json.loads(result.stdout)["stages"]}
+    done = stages["features"]["summary"]["materialized"]
+    assert done["incremental"] is True and done["end"].startswith("2025-04-14")
+    from churnctl.feast_store.store import open_store
+
+    user = pd.read_parquet(latest_artifact(Workspace(root), "features").table("latest"))
+    online = open_store(root / "feature_repo").get_online_features(
+        features=["user_activity:events_7d"], entity_rows=[{"user_id": user["user_id"][0]}],
+    ).to_dict(include_event_timestamps=True)
+    assert online["events_7d"][0] == user["events_7d"][0]
+
+
+def test_redis_online_store_serves_and_a_stopped_redis_is_one_line(
+        feast_run, tmp_path: Path, redis_server: str) -> None:  # noqa: F811
+    from churnctl.feast_store.online import OnlineFeatures
+
+    root = tmp_path / "ws"
+    shutil.copytree(feast_run[0], root, symlinks=True)
+    redis = ["--set", "features.online_store=redis",
+             "--set", f"features.redis_connection={redis_server}"]
+    result = invoke(root, "run", "--json", *FEAST, *redis)
+    assert result.exit_code == 0, result.output
+    assert "type: redis" in (root / "feature_repo/feature_store.yaml").read_text()
+    artifact = latest_artifact(Workspace(root), "features")
+    online = OnlineFeatures(Workspace(root), artifact.meta("feature_store"),
+                            artifact.meta("feature_schema"), artifact.table("latest"), "user_id")
+    assert online.where == "redis"
+    latest = pd.read_parquet(artifact.table("latest"))
+    record, stamp = online.get(int(latest["user_id"][0]), ("events_30d", "plan"))
+    assert record == {"events_30d": latest["events_30d"][0], "plan": latest["plan"][0]}
+    assert stamp.startswith("2025-04-10")
+    down = f"127.0.0.1:{free_port()}"
+    failed = invoke(root, "run", *FEAST, "--set", "features.online_store=redis",
+                    "--set", f"features.redis_connection={down}")
+    assert failed.exit_code == 2
+    assert down in failed.output and "Traceback" not in failed.output

@@ -97,7 +97,8 @@ class FeastFeatures(Backend):
         output.meta["feature_store"] = {
             "repo": "feature_repo", "online_store": opts.online_store,
             "ttl_days": opts.ttl_days, "stale_features": opts.stale_features,
-            "last_day": str(last.date()), "first_day": str(daily["as_of"].min().date())}
+            "last_day": str(last.date()), "first_day": str(daily["as_of"].min().date()),
+            "latest_users": len(latest)}
         output.summary["offline_rows"] = len(source)
         return output
 

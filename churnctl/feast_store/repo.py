@@ -74,8 +74,8 @@ from feast import Entity, ValueType
 user = Entity(
     name="{ENTITY}",
     join_keys=["{JOIN_KEY}"],
-    value_type=ValueType.STRING,
-    description="A customer; features are computed per user per day.",
+    value_type=ValueType.INT64,
+    description="A customer (integer user_id); features are computed per user per day.",
 )
 '''
 

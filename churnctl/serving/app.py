@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from churnctl import __version__, tracing
 from churnctl.serving.docs_ui import mount_docs
 from churnctl.serving.layout import UnknownCategory
+from churnctl.serving.lookup import LookupRefused
 from churnctl.serving.metrics import MetricsMiddleware, ServingMetrics
 from churnctl.serving.model_holder import ModelHolder, Snapshot
 from churnctl.serving.openapi import build_openapi
@@ -119,7 +120,10 @@ class _Api:
         if missing:
             raise ApiError(503, f"the features snapshot lacks columns model v{snapshot.version} "
                                 f"needs: {', '.join(missing[:10])}")
-        found = table.get(item.user_id, snapshot.requests.names)  # type: ignore[attr-defined]
+        try:
+            found = table.get(item.user_id, snapshot.requests.names)  # type: ignore[attr-defined]
+        except LookupRefused as exc:  # a stale online row (409), the online store down (503)
+            raise ApiError(exc.status, str(exc)) from exc
         if found is None:
             unknown.append(item.user_id)  # type: ignore[attr-defined]
             return None, None
@@ -142,9 +146,12 @@ class _Api:
 
     def prediction(self, snapshot: Snapshot, item: Any, probability: float,
                    as_of: str | None) -> dict[str, Any]:
-        return {"user_id": item.user_id, "churn_probability": probability,
-                "churn_predicted": probability >= snapshot.model.threshold,
-                "model_version": snapshot.version, "as_of": as_of}
+        row = {"user_id": item.user_id, "churn_probability": probability,
+               "churn_predicted": probability >= snapshot.model.threshold,
+               "model_version": snapshot.version, "as_of": as_of}
+        if getattr(as_of, "stale", False):  # an online row past its TTL (features option)
+            row["stale"] = True
+        return row
 
     async def predict(self, request: Request) -> Response:
         snapshot = self.snapshot()

@@ -18,6 +18,15 @@ from churnctl.workspace import Workspace
 LATEST = "latest"  # the features table every user's newest snapshot is in
 
 
+class LookupRefused(Exception):
+    """A feature source that has the user but will not answer (a stale online row: 409; the
+    online store down: 503)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class FeatureTable:
     path: Path
@@ -73,3 +82,18 @@ def latest_features_path(workspace: Workspace) -> Path | None:
     if artifact is None or not artifact.has_table(LATEST):
         return None
     return artifact.table(LATEST)
+
+
+def open_feature_source(workspace: Workspace, path: Path, id_column: str) -> Any:
+    """The look-up source of the features artifact `path` is in: its Feast online store when
+    the features backend made one (v3), else the `latest` table itself."""
+    from churnctl.artifacts import MANIFEST, ArtifactRef
+
+    manifest = path.parent / MANIFEST
+    artifact = ArtifactRef.load(path.parent) if manifest.is_file() else None
+    store = artifact.meta("feature_store", None) if artifact is not None else None
+    if store is None:
+        return FeatureTable.read(path, id_column)
+    from churnctl.feast_store.online import OnlineFeatures
+
+    return OnlineFeatures(workspace, store, artifact.meta("feature_schema"), path, id_column)

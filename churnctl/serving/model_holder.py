@@ -22,7 +22,7 @@ from typing import Any
 
 from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry, ModelVersion
-from churnctl.serving.lookup import FeatureTable, latest_features_path
+from churnctl.serving.lookup import FeatureTable, latest_features_path, open_feature_source
 from churnctl.serving.schema import RequestModels, build_request_models
 from churnctl.serving.scoring import Scorer, compile_scorer
 from churnctl.workspace import Workspace
@@ -196,7 +196,7 @@ class ModelHolder:
         if current is not None and current.path == path and current.id_column == id_column:
             return
         try:
-            table = FeatureTable.read(path, id_column)
+            table = open_feature_source(self.workspace, path, id_column)
         except Exception as exc:  # unreadable file: keep the previous table
             self._features_error = f"cannot read {path}: {type(exc).__name__}: {exc}"
             log.error(self._features_error)
