@@ -207,6 +207,10 @@ class MlflowTracker(Tracker):
             if source.exists():
                 (self._bundle / "reports").mkdir(exist_ok=True)
                 shutil.copy2(source, self._bundle / "reports" / gate_report)
+            docs = self.workspace.reports / "data_docs"  # validate.gx keeps a failed run's
+            if row["name"] == "validate" and (docs / "index.html").is_file():
+                shutil.copytree(docs, self._bundle / "reports" / "data_docs",
+                                dirs_exist_ok=True)
         if artifact is None:
             return
         self._artifacts[row["name"]] = artifact
@@ -219,6 +223,8 @@ class MlflowTracker(Tracker):
             source = artifact.report(name)
             if source is not None and source.suffix == ".json":
                 shutil.copy2(source, reports / f"{name}.json")
+            elif source is not None and source.name == "index.html":  # a site: Data Docs
+                shutil.copytree(source.parent, reports / name, dirs_exist_ok=True)
         schema = artifact.meta("feature_schema", None)
         if schema is not None:
             (reports / "feature_schema.json").write_text(json.dumps(schema, indent=2))
