@@ -48,6 +48,7 @@ class Profile(BaseModel):
     monitoring: StageBinding | None = None
     # OpenTelemetry (churnctl/tracing.py): backend otlp, options endpoint/protocol/sample_ratio.
     tracing: StageBinding | None = None
+    scan: StageBinding | None = None  # `churnctl scan` defaults (churnctl/cli/scan.py)
     source: str = Field(default="", exclude=True)
 
     def bindings(self) -> dict[str, StageBinding]:

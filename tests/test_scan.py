@@ -208,3 +208,21 @@ def test_security_workflow_uploads_one_sarif_category_per_tool() -> None:
     assert uploads == [f"churnctl-scan/{t}" for t in ("trivy", "bandit", "semgrep", "pip-audit")]
     assert workflow["jobs"]["scan"]["permissions"]["security-events"] == "write"
     assert any("churnctl scan" in str(s.get("run", "")) for s in steps)
+
+
+@needs_tools
+def test_the_profile_binds_scan_options_and_flags_win(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("import yaml\n\n\ndef f(t):\n    return yaml.load(t)\n")
+    profile = tmp_path / "team.yaml"
+    profile.write_text(textwrap.dedent("""\
+        name: team
+        extends: v1
+        scan: {backend: builtin, options: {fail_on: MEDIUM, tools: [bandit]}}
+        """))
+    bound = _invoke(str(tmp_path), "--profile", str(profile), "--format", "json")
+    assert bound.exit_code == 1  # B506 is MEDIUM
+    assert [t["tool"] for t in json.loads(bound.stdout)["tools"]] == ["bandit"]
+    assert _invoke(str(tmp_path), "--profile", str(profile), "--fail-on", "HIGH").exit_code == 0
+    profile.write_text("name: team\nextends: v1\nscan: {backend: builtin, options: {x: 1}}\n")
+    bad = _invoke(str(tmp_path), "--profile", str(profile))
+    assert bad.exit_code == 2 and "scan option(s) x" in bad.stderr

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from churnctl.cli.common import console, err_console, print_json
+from churnctl.cli.common import ProfileOption, console, err_console, print_json, workspace_at
+from churnctl.errors import UserError
+
+# The profile's `scan:` binding (backend builtin) may set these; command-line flags win.
+PROFILE_KEYS = ("fail_on", "ignore_file", "skip", "overlays", "tools", "trivy_db")
 
 
 class Severity(StrEnum):
@@ -30,15 +34,33 @@ def register(app: typer.Typer) -> None:
     app.command("scan")(scan)
 
 
+def profile_options(profile: str | None, root: Path) -> dict[str, Any]:
+    """The `scan:` options of the profile (flag, CHURNCTL_PROFILE, churnctl.yaml), or {}."""
+    from churnctl.profile import load_profile
+    from churnctl.settings import resolve_profile_name
+
+    binding = getattr(load_profile(resolve_profile_name(profile, workspace_at(root))),
+                      "scan", None)
+    if binding is None:
+        return {}
+    if binding.backend != "builtin":
+        raise UserError(f"scan backend {binding.backend!r}: use builtin")
+    unknown = sorted(set(binding.options) - set(PROFILE_KEYS))
+    if unknown:
+        raise UserError(f"scan option(s) {', '.join(unknown)}: use {', '.join(PROFILE_KEYS)}")
+    return dict(binding.options)
+
+
 def scan(
     path: Annotated[Path, typer.Argument(help="Project directory to scan.")] = Path("."),
     image: Annotated[str | None, typer.Option("--image", help="Also scan an image by reference "
                                               "(needs its registry).")] = None,
     input_tar: Annotated[Path | None, typer.Option("--input", help="Also scan an image tar "
                                                    "(docker save / OCI layout).")] = None,
-    fail_on: Annotated[Severity, typer.Option("--fail-on", case_sensitive=False,
-                                              help="Exit 1 at a finding of this severity "
-                                              "or above.")] = Severity.HIGH,
+    fail_on: Annotated[Severity | None, typer.Option("--fail-on", case_sensitive=False,
+                                                     help="Exit 1 at a finding of this "
+                                                     "severity or above (default: the "
+                                                     "profile's, else HIGH).")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="What to print.")] = Format.table,
     out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Write scan.json, "
                                              "scan.sarif, scan.html and sbom.cdx.json "
@@ -57,6 +79,7 @@ def scan(
                                                    "(trivy, bandit, semgrep, pip-audit).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Also exit 1 when a check could "
                                          "not run (no database, unreachable sources).")] = False,
+    profile: ProfileOption = None,
 ) -> None:
     """Scan a project for security problems: infrastructure, secrets, code, dependencies.
 
@@ -79,10 +102,17 @@ def scan(
     from churnctl.scan.sarif import to_sarif
 
     quiet = fmt != Format.table
+    bound = profile_options(profile, path) if path.is_dir() else {}
+    bound_ignore = path / bound["ignore_file"] if bound.get("ignore_file") else None
+    # A profile names the file every project may have; only a flag insists that it exists.
+    ignore = ignore_file or (bound_ignore if bound_ignore and bound_ignore.is_file() else None)
+    db = trivy_db or (Path(bound["trivy_db"]).expanduser() if bound.get("trivy_db") else None)
     result = run_scan(
-        path, fail_on=fail_on.value, overlays=overlay or [], image=image, input_tar=input_tar,
-        trivy_db=trivy_db, out_dir=out, ignore_file=ignore_file, skip=skip or [],
-        tools=tuple(tool) if tool else TOOLS,
+        path, fail_on=fail_on.value if fail_on else str(bound.get("fail_on", "HIGH")),
+        overlays=overlay or list(bound.get("overlays", [])), image=image, input_tar=input_tar,
+        trivy_db=db, out_dir=out, ignore_file=ignore,
+        skip=skip or list(bound.get("skip", [])),
+        tools=tuple(tool or bound.get("tools") or TOOLS),
         progress=(lambda _: None) if quiet else
         (lambda name: err_console().print(f"[dim]scanning with {name}...[/]")),
     )
