@@ -173,7 +173,7 @@ def test_failed_critical_expectation_stops_with_one_line_and_docs(tmp_path, clea
     assert result.exit_code == 2, result.output
     [line] = error_lines(result)
     assert "events.csv" in line and "known_user" in line and "999999" in line
-    assert "events.amount: range" in line  # every failed expectation is named
+    assert "column amount: range" in line  # every failed expectation is named
     docs = Path(line.split("Data Docs: ")[1].split(";")[0])
     assert docs == tmp_path / "reports" / "data_docs" / "index.html" and docs.is_file()
     assert "Traceback" not in result.output

@@ -45,7 +45,7 @@ class GxValidator(Backend):
         import pandas as pd
 
         from churnctl.quality_gx.contract import DEFAULT_SEVERITY, event_data_specs
-        from churnctl.quality_gx.gate import event_parameters, run_checkpoints
+        from churnctl.quality_gx.gate import event_parameters, mark_unknown_users, run_checkpoints
 
         opts: GxValidatorOptions = ctx.options
         unknown = sorted(set(opts.severity) - set(DEFAULT_SEVERITY))
@@ -64,7 +64,8 @@ class GxValidator(Backend):
             as_of=pd.Timestamp(opts.as_of) if opts.as_of else None,
             max_future_days=opts.max_future_days)
         docs_dir = ctx.out_dir / DOCS if opts.data_docs else None
-        results, index = run_checkpoints(ctx.workspace.root, frames, suites, opts.severity,
+        batches = {**frames, "events": mark_unknown_users(frames["users"], frames["events"])}
+        results, index = run_checkpoints(ctx.workspace.root, batches, suites, opts.severity,
                                          parameters, docs_dir)
         source = {t: ingest.meta("sources", {}).get(t, f"{t} table") for t in frames}
         try:
@@ -90,7 +91,9 @@ def failure_line(ctx: StageContext, results: list[Any], source: dict[str, str],
     failed = [r for r in results if not r.passed and (r.severity == "error" or fail_on_warning)]
     first = failed[0]
     counted = f" [{first.failing_rows} row(s)]" if first.failing_rows else ""
-    others = sorted({f"{r.table}.{r.column}: {r.check}" for r in failed[1:]})
+    others = sorted({f"{r.table}.{r.column}: {r.check}" + (
+        f" (e.g. {r.detail.partition('e.g. ')[2]})" if "e.g. " in r.detail else "")
+        for r in failed[1:]})
     more = f"; also failed: {', '.join(others)}" if others else ""
     where = ""
     if index is not None:

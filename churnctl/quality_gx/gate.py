@@ -13,22 +13,30 @@ from typing import Any
 import pandas as pd
 
 from churnctl.domain.quality import CheckResult
-from churnctl.quality_gx.contract import MARK, ExpectationSpec
+from churnctl.quality_gx.contract import MARK, UNKNOWN_USER_COLUMN, ExpectationSpec
 from churnctl.quality_gx.docs import make_offline
 from churnctl.quality_gx.project import docs_site, open_project, sync_project
 
 
 def event_parameters(users: pd.DataFrame, events: pd.DataFrame, *, earliest: pd.Timestamp,
                      as_of: pd.Timestamp | None, max_future_days: int) -> dict[str, Any]:
-    """The suite parameters of a run: the date window (as the pandas gate computes it: by
-    day, "today" from `as_of` or the data) and the ids of known users."""
+    """The suite parameters of a run: the date window, as the pandas gate computes it (by
+    day, "today" from `as_of` or the data)."""
     from churnctl.domain.quality import reference_date
 
     today = reference_date(events, as_of, earliest)
     latest = (today + pd.Timedelta(days=max_future_days + 1)) if today is not None else None
     return {"earliest_date": earliest.to_pydatetime(),
-            "latest_date": latest.to_pydatetime() if latest is not None else None,
-            "known_user_ids": sorted(int(v) for v in users["user_id"].dropna().unique())}
+            "latest_date": latest.to_pydatetime() if latest is not None else None}
+
+
+def mark_unknown_users(users: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """The events batch with UNKNOWN_USER_COLUMN: user_id where the user is unknown."""
+    known = events["user_id"].isin(users["user_id"])
+    unknown = events["user_id"].where(~known)
+    if pd.api.types.is_integer_dtype(events["user_id"]):
+        unknown = unknown.astype("Int64")  # ids stay ids (999999, not 999999.0)
+    return events.assign(**{UNKNOWN_USER_COLUMN: unknown})
 
 
 def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
@@ -36,23 +44,29 @@ def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
                     parameters: dict[str, Any], docs_dir: Path | None,
                     ) -> tuple[list[CheckResult], Path | None]:
     """Regenerate the project's churnctl part, run one checkpoint per table, build the docs."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
     context = open_project(root)
     checkpoints = sync_project(context, suites, severity)
-    if docs_dir is not None:
-        docs_site(context, docs_dir)
-    else:
-        context.variables.data_docs_sites = {}
+    # The checkpoints' docs actions build nothing (no site, in memory); the docs are built
+    # once for all tables below, from this run's results only.
+    context.variables.data_docs_sites = {}
     results: list[CheckResult] = []
+    built: list[Any] = []
     for table, checkpoint in checkpoints.items():
         outcome = checkpoint.run(batch_parameters={"dataframe": frames[table]},
                                  expectation_parameters=parameters)
-        for validation in outcome.run_results.values():
+        for identifier, validation in outcome.run_results.items():
             results += [_check_result(table, item) for item in validation.results]
-    index = None
-    if docs_dir is not None and (docs_dir / "index.html").is_file():
-        make_offline(docs_dir)
-        index = docs_dir / "index.html"
-    return results, index
+            built += [identifier, ExpectationSuiteIdentifier(validation.suite_name)]
+    if docs_dir is None:
+        return results, None
+    docs_site(context, docs_dir)
+    context.build_data_docs(site_names=["churnctl"], resource_identifiers=built)
+    make_offline(docs_dir)
+    return results, docs_dir / "index.html"
 
 
 def _check_result(table: str, item: Any) -> CheckResult:
