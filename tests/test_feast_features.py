@@ -189,3 +189,43 @@ def test_redis_online_store_serves_and_a_stopped_redis_is_one_line(
                     "--set", f"features.redis_connection={down}")
     assert failed.exit_code == 2
     assert down in failed.output and "Traceback" not in failed.output
+
+
+def test_feasts_own_cli_reads_the_generated_repo(feast_run, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(feast_run[0], root, symlinks=True)
+    feast = Path(sys.executable).parent / "feast"
+    done = subprocess.run([str(feast), "-c", str(root / "feature_repo"), "plan"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "FEAST_USAGE": "False"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "user_activity" in done.stdout and "user_profile" in done.stdout
+
+
+def test_an_invalid_repo_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    from churnctl.errors import DataError
+    from churnctl.feast_store.repo import RepoSpec, write_repo
+    from churnctl.feast_store.store import load_definitions
+
+    repo = tmp_path / "feature_repo"
+    write_repo(repo, RepoSpec(("events_7d",)))
+    names = sorted(type(obj).__name__ for obj in load_definitions(repo))
+    assert names == ["Entity", "FeatureView", "FeatureView"]
+    (repo / "features.py").write_text((repo / "features.py").read_text().replace(
+        "ttl=timedelta(days=2)", "ttl=timedelta(days=2", 1))
+    with pytest.raises(DataError) as caught:
+        load_definitions(repo)
+    message = str(caught.value)
+    assert str(repo / "features.py") in message and "\n" not in message
+    assert write_repo(repo, RepoSpec(("events_7d",))) == ["features.py"]  # regenerated
+    assert write_repo(repo, RepoSpec(("events_7d",))) == []  # idempotent
+
+
+def test_plan_and_help_do_not_import_feast(tmp_path: Path) -> None:
+    code = ("import sys; from typer.testing import CliRunner; from churnctl.cli.main import app; "
+            f"r = CliRunner().invoke(app, ['plan', '--profile', 'v3', '--workspace', "
+            f"{str(tmp_path)!r}]); h = CliRunner().invoke(app, ['--help']); "
+            "print(r.exit_code, h.exit_code, 'feast' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split()[-1] == "False", done.stdout

@@ -82,10 +82,15 @@ class FeastFeatures(Backend):
             write_repo(repo, repo_spec(opts, numeric, state_dir="../state"))
             (repo / SOURCE_FILE).symlink_to((ctx.out_dir / f"{SOURCE_TABLE}.parquet").resolve())
             store = S.open_store(repo, apply=True)
-            spec = repo_spec(opts, numeric)
-            train = S.historical(store, spec, train_rows)[[*order, F.LABEL]]
-            test = S.historical(store, spec, test_rows)[[*order, F.LABEL]]
-            latest = S.historical(store, spec, latest_rows)[order]
+            # One join for all three sets: each join costs a pass over the offline source.
+            parts = [train_rows.assign(_part=0), test_rows.assign(_part=1),
+                     latest_rows.assign(_part=2, **{F.LABEL: -1})]
+            joined = S.historical(store, repo_spec(opts, numeric),
+                                  pd.concat(parts, ignore_index=True))
+        train, test, latest = (
+            joined[joined["_part"] == part][[*order, F.LABEL]].reset_index(drop=True)
+            for part in range(3))
+        latest = latest.drop(columns=F.LABEL)
         for frame in (train, test):
             frame[F.LABEL] = frame[F.LABEL].astype("int8")
         F.user_daily_table(activity).to_parquet(ctx.out_dir / "user_daily.parquet", index=False)
