@@ -27,12 +27,12 @@ def test_backends_lists_builtin_and_planned(cli) -> None:
     assert "planned" in table.stdout and "installed" in table.stdout
 
 
-def test_doctor_passes_for_v1_and_names_what_v3_lacks(cli) -> None:
+def test_doctor_passes_for_v1_and_names_what_v4_lacks(cli) -> None:
     ok = cli("doctor", "--profile", "v1", "--json")
     assert ok.exit_code == 0, ok.output
     checks = {c["binding"]: c for c in json.loads(ok.stdout)["checks"]}
     assert checks["train"]["ok"] and "sklearn" in checks["train"]["detail"]
-    missing = cli("doctor", "--profile", "v3", "--json")
+    missing = cli("doctor", "--profile", "v4", "--json")  # features.spark is planned
     assert missing.exit_code == 2
     rows = {c["binding"]: c for c in json.loads(missing.stdout)["checks"]}
     assert rows["features"]["ok"] is False and "planned" in rows["features"]["detail"]
