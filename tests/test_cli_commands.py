@@ -21,8 +21,9 @@ def test_backends_lists_builtin_and_planned(cli) -> None:
     rows = {(r["stage"], r["name"]): r for r in json.loads(result.stdout)}
     assert rows[("train", "sklearn")]["installed"] is True
     assert rows[("ingest", "files")]["target"].endswith("FilesIngest")
-    assert rows[("validate", "gx")]["implemented"] is False
-    assert rows[("validate", "gx")]["install"] == "pip install 'churnctl[gx]'"
+    assert rows[("validate", "gx-spark")]["implemented"] is False
+    assert rows[("validate", "gx-spark")]["install"] == "pip install 'churnctl[gx]'"
+    assert rows[("validate", "gx")]["implemented"] is True
     table = cli("backends")
     assert "planned" in table.stdout and "installed" in table.stdout
 

@@ -115,14 +115,15 @@ def test_runs_list_and_show(cli, finished_workspace: Path, small_run) -> None:
 
 
 def test_plan_names_backends_not_available_yet(cli) -> None:
-    result = cli("plan", "--profile", "v3", "--json")
+    planned = ("--profile", "v3", "--set", "validate.backend=gx-spark")  # a v4 backend
+    result = cli("plan", *planned, "--json")
     assert result.exit_code == 0, result.output
     stages = {s["stage"]: s for s in json.loads(result.stdout)["stages"]}
     assert stages["validate"]["status"] == "unavailable"
-    assert "gx" in stages["validate"]["reason"]
+    assert "gx-spark" in stages["validate"]["reason"]
     assert stages["ingest"]["status"] == "run"
-    blocked = cli("run", "--profile", "v3")
-    assert blocked.exit_code == 2 and "validate (gx)" in blocked.stderr
+    blocked = cli("run", *planned)
+    assert blocked.exit_code == 2 and "validate (gx-spark)" in blocked.stderr
 
 
 def test_churnctl_state_stays_out_of_git_status(finished_workspace: Path) -> None:
