@@ -1,0 +1,124 @@
+"""Tracing cost and scan time (issue 13). Writes bench/results/tracing.json.
+
+/predict req/s and p99 with tracing off and on (sample ratio 1.0, OTLP/HTTP to a real rotel
+collector on 127.0.0.1) in the same run, alternating off/on ROUNDS times and keeping each
+side's best round, so drift from other load on the machine hits both. Target: tracing costs
+under 20% of throughput. Then one full `churnctl scan` of this repository (target <= 60 s).
+
+Usage: python bench/bench_tracing.py [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]  (default 10 4 2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from _common import write_results
+from bench_serving import _scripts, _train, _wrk
+
+from churnctl.workspace import Workspace
+from tests.serving_demo import (
+    demo_features,
+    register_model,
+    running_server,
+    write_features_artifact,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _collector() -> tuple[subprocess.Popen[bytes], int]:
+    import rotel
+
+    grpc, http = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [str(Path(rotel.__file__).parent / "rotel-agent"), "start", "--otlp-grpc-endpoint",
+         f"127.0.0.1:{grpc}", "--otlp-http-endpoint", f"127.0.0.1:{http}", "--exporter",
+         "blackhole", "--pid-file", f"{tempfile.gettempdir()}/rotel-bench-{http}.pid"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", http), timeout=0.2).close()
+            return proc, http
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise RuntimeError("rotel did not start")
+
+
+def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
+    frame = demo_features(2000, seed=3)
+    model = _train(frame, "hist_gradient_boosting")
+    collector, http = _collector()
+    best: dict[str, dict[str, Any]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workspace = Workspace(Path(tmp)).ensure()
+            write_features_artifact(workspace, frame)
+            register_model(workspace, model)
+            record = frame.drop(columns=["user_id", "as_of", "churn_label"]).iloc[7].to_dict()
+            features = {k: v if isinstance(v, str) else float(v) for k, v in record.items()}
+            script = _scripts(Path(tmp), features)["predict"]
+            for _ in range(rounds):
+                for side in ("off", "on"):
+                    if side == "on":
+                        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{http}"
+                        os.environ["CHURNCTL_TRACE_SAMPLE_RATIO"] = "1.0"
+                    else:
+                        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+                    with running_server(workspace) as server:
+                        _wrk(server.url + "/predict", script, 3, connections)  # warm-up
+                        got = _wrk(server.url + "/predict", script, seconds, connections)
+                    if got["requests_per_second"] > best.get(side, {}).get(
+                            "requests_per_second", 0):
+                        best[side] = got
+    finally:
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        collector.terminate()
+        collector.wait(timeout=10)
+    cost = 1 - best["on"]["requests_per_second"] / best["off"]["requests_per_second"]
+    return {"off": best["off"], "on": best["on"], "throughput_cost": round(cost, 3),
+            "meets_target": bool(cost < 0.20 and best["on"]["non_2xx"] == 0),
+            "seconds_per_round": seconds, "rounds": rounds, "connections": connections}
+
+
+def bench_scan() -> dict[str, Any]:
+    began = time.perf_counter()
+    out = subprocess.run([str(Path(sys.executable).parent / "churnctl"), "scan", str(REPO),
+                          "--format", "json"], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - began
+    data = json.loads(out.stdout)
+    return {"wall_seconds": round(wall, 1), "exit_code": out.returncode,
+            "verdict": data["verdict"], "counts": data["counts"],
+            "not_checked": data["not_checked"], "meets_target": wall <= 60}
+
+
+def main() -> None:
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    connections = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    figures = {"predict_tracing": bench_tracing_cost(seconds, connections, rounds),
+               "scan": bench_scan()}
+    print(json.dumps(figures, indent=2))
+    print(write_results("tracing", figures))
+
+
+if __name__ == "__main__":
+    main()
