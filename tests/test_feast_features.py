@@ -229,3 +229,22 @@ def test_plan_and_help_do_not_import_feast(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split()[-1] == "False", done.stdout
+
+
+def test_features_commands_apply_materialize_get(feast_run, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(feast_run[0], root, symlinks=True)
+    assert invoke(root, "features", "apply").exit_code == 0
+    done = invoke(root, "features", "materialize", "--incremental", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["incremental"] is True
+    latest = pd.read_parquet(latest_artifact(Workspace(root), "features").table("latest"))
+    user = int(latest["user_id"][0])
+    got = invoke(root, "features", "get", str(user), "--json")
+    assert got.exit_code == 0, got.output
+    (row,) = json.loads(got.stdout)
+    assert row["as_of"].startswith("2025-04-10") and row["events_7d"] == latest["events_7d"][0]
+    missing = invoke(root, "features", "get", "999999999")
+    assert missing.exit_code == 2 and "999999999" in missing.output
+    empty = invoke(tmp_path / "empty", "features", "get", "1")
+    assert empty.exit_code == 2 and "no Feast feature repo" in empty.output

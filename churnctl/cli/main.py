@@ -14,6 +14,7 @@ from churnctl.cli import (
     data,
     deploy,
     dvc,
+    features,
     monitor,
     pipeline,
     profile,
@@ -86,6 +87,7 @@ app.add_typer(profile.app, name="profile")
 app.add_typer(data.app, name="data")
 app.add_typer(runs.app, name="runs")
 app.add_typer(validate.app, name="validate")
+app.add_typer(features.app, name="features")
 
 
 def main() -> None:
