@@ -68,3 +68,15 @@ def test_v3_logs_the_data_docs_to_mlflow(v3_run) -> None:
               and p.parent.parent.parent.name == "artifacts"]
     assert logged, "no Data Docs in the MLflow run's artifacts"
     assert list(logged[0].parent.rglob("validations/churnctl_events/**/*.html"))
+
+
+def test_the_model_report_links_the_data_docs(v3_run) -> None:
+    import re
+
+    root, result = v3_run
+    assert result.exit_code == 0, result.output
+    record = json.loads(next((root / ".churnctl" / "runs").glob("*.json")).read_text())
+    page = (root / record["report"]["html"]).read_text()
+    [href] = re.findall(r'id="data-docs" href="([^"]+)"', page)
+    assert (root / "reports" / href).resolve().is_file()
+    assert record["report"]["data_docs"].endswith("data_docs/index.html")

@@ -49,7 +49,9 @@ def report_numbers(workspace: Workspace, record: dict[str, Any]) -> dict[str, An
                         "without report numbers; re-run with `churnctl run --from train`")
     summary = next(r for r in record["stages"] if r["name"] == "train").get("summary", {})
     profile = _json(_artifact(workspace, record, "ingest"), "profile")
-    validation = _json(_artifact(workspace, record, "validate"), "validation")
+    validate_ref = _artifact(workspace, record, "validate")
+    validation = _json(validate_ref, "validation")
+    docs = validate_ref.report("data_docs") if validate_ref is not None else None
     chosen = evaluation["chosen"]
     return {
         "run_id": record["run_id"],
@@ -57,6 +59,9 @@ def report_numbers(workspace: Workspace, record: dict[str, Any]) -> dict[str, An
         "started_at": record.get("started_at"),
         "data": _data_section(profile, evaluation),
         "validation": _validation_section(validation),
+        # The Great Expectations Data Docs of this run's data (validate.gx), workspace-relative.
+        "data_docs": str(docs.relative_to(workspace.root)) if docs is not None
+        and docs.is_file() and docs.is_relative_to(workspace.root) else None,
         "model": {
             "chosen": chosen,
             "primary_metric": evaluation["primary_metric"],

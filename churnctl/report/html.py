@@ -124,6 +124,9 @@ def _validation(n: dict[str, Any]) -> str:
         rows = [[c["column"], c["check"], c["severity"], c["detail"]] for c in v["not_passed"]]
         if rows:
             lines.append(_table(["column", "check", "severity", "detail"], rows, "checks"))
+    if n.get("data_docs"):  # pages live in reports/, the docs in the validate artifact
+        lines.append(f'<p>Every expectation and its result: <a id="data-docs" href="../'
+                     f'{escape(n["data_docs"])}">Great Expectations Data Docs</a>.</p>')
     if leak["feature"]:
         lines.append(f"<p>Leakage guard: the strongest single feature is {escape(leak['feature'])}"
                      f" with ROC AUC {leak['auc']:.3f} on its own.</p>")
