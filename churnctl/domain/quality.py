@@ -220,19 +220,45 @@ def single_feature_auc(
 ) -> dict[str, float]:
     """ROC AUC of each column alone, direction-free (max(auc, 1 - auc)).
 
-    Categoricals are scored by their target rate.
+    Categoricals are scored by their target rate. All columns are ranked at once (the
+    Mann-Whitney form of the AUC, ties counted half, as roc_auc_score does): one
+    roc_auc_score call per column took seconds on a 2,000-column table.
     """
-    from sklearn.metrics import roc_auc_score
+    from scipy.stats import rankdata
 
     y = label.to_numpy()
-    if len(np.unique(y)) < 2:
+    classes = np.unique(y)
+    if len(classes) < 2:
         return {}
-    scores = {}
-    for name in columns:
-        values = frame[name]
-        if not pd.api.types.is_numeric_dtype(values):
-            values = values.map(pd.Series(y, index=values.index).groupby(values).mean())
-        numeric = pd.to_numeric(values, errors="coerce").fillna(-1e12).to_numpy()
-        auc = roc_auc_score(y, numeric)
-        scores[name] = round(float(max(auc, 1 - auc)), 4)
+    if len(classes) > 2:  # roc_auc_score's own error for a multi-class label
+        from sklearn.metrics import roc_auc_score
+
+        roc_auc_score(y, np.zeros(len(y)))
+    positive = y == classes[-1]
+    whole = bool(np.all(np.mod(y.astype("float64"), 1) == 0)) if y.dtype.kind in "biuf" \
+        else False
+    scores: dict[str, float] = {}
+    for start in range(0, len(columns), 256):  # bounded memory on very wide tables
+        names = columns[start:start + 256]
+        block = np.column_stack([_score_values(frame[name], y, whole) for name in names])
+        ranks = rankdata(block, axis=0)
+        n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+        auc = (ranks[positive].sum(axis=0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        for name, value in zip(names, auc, strict=True):
+            scores[name] = round(float(max(value, 1 - value)), 4)
     return scores
+
+
+def _score_values(values: pd.Series, y: np.ndarray, whole: bool) -> np.ndarray:
+    """A column as numbers to rank: itself, or its categories' target rates (-1e12 blank)."""
+    if not pd.api.types.is_numeric_dtype(values):
+        if whole:  # integer labels: sum / count is exactly groupby's mean
+            codes, _ = pd.factorize(values)
+            seen = codes >= 0
+            sums = np.bincount(codes[seen], y[seen].astype("float64"))
+            counts = np.bincount(codes[seen])
+            rates = np.full(len(values), np.nan)
+            rates[seen] = (sums / counts)[codes[seen]]
+            return np.nan_to_num(rates, nan=-1e12)
+        values = values.map(pd.Series(y, index=values.index).groupby(values).mean())
+    return pd.to_numeric(values, errors="coerce").fillna(-1e12).to_numpy(dtype="float64")

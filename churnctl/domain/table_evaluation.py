@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 
 from churnctl.domain.metrics import classification_metrics
+from churnctl.domain.table_importance import permutation_importance
+
+__all__ = ["permutation_importance"]  # kept importable from here (train_sklearn)
 
 CURVE_POINTS = 200  # enough for a smooth plot, small enough for a JSON run record
 
@@ -139,42 +142,30 @@ def evaluate(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, An
             "confusion": confusion(y, proba, threshold), "gain": gain_by_decile(y, proba)}
 
 
-def _score(metric: str, y: np.ndarray, proba: np.ndarray) -> float:
-    """The primary metric as "higher is better" (Brier score negated)."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+def model_frame(model: Any, data: pd.DataFrame) -> pd.DataFrame:
+    """`ChurnModel.to_frame(data)` built with one constructor: column inserts into an empty
+    frame gave a pandas PerformanceWarning per column past 100 and a fragmented frame."""
+    missing = [name for name in model.feature_names if name not in data.columns]
+    if missing:
+        raise KeyError(f"missing feature columns: {', '.join(missing)}")
+    columns: dict[str, pd.Series] = {}
+    for spec in model.features:
+        column = data[spec.name]
+        if spec.kind == "numeric":
+            columns[spec.name] = pd.to_numeric(column, errors="coerce").astype("float64")
+        else:
+            columns[spec.name] = column.astype("object").where(column.notna(), None)
+    return pd.DataFrame(columns, index=data.index)
 
-    if metric == "brier":
-        return -float(brier_score_loss(y, proba))
-    scorer = average_precision_score if metric == "pr_auc" else roc_auc_score
-    return float(scorer(y, proba))
 
+def model_proba(model: Any, data: pd.DataFrame) -> np.ndarray:
+    """`model.predict_proba(data)`, through `model_frame` when the model uses ChurnModel's."""
+    from churnctl.domain.model import ChurnModel
 
-def permutation_importance(estimator: Any, frame: pd.DataFrame, y: np.ndarray, metric: str,
-                           repeats: int, max_rows: int, seed: int) -> list[dict[str, float]]:
-    """How much the primary metric drops when one column is shuffled (on held-out rows).
-
-    All shuffles of one column are scored in a single predict call: a pipeline's per-call
-    overhead, not the trees, dominated sklearn's one-call-per-shuffle version (5 s -> <1 s).
-    """
-    rng = np.random.default_rng(seed)
-    if len(frame) > max_rows:  # the ranking is stable long before every row is used
-        keep = np.sort(rng.choice(len(frame), max_rows, replace=False))
-        frame, y = frame.iloc[keep], y[keep]
-    frame = frame.reset_index(drop=True)
-    rows = len(frame)
-    base = _score(metric, y, estimator.predict_proba(frame)[:, 1])
-    stacked = pd.concat([frame] * repeats, ignore_index=True)
-    out = []
-    for name in frame.columns:
-        original = stacked[name].copy()
-        values = frame[name].to_numpy()
-        stacked[name] = np.concatenate([values[rng.permutation(rows)] for _ in range(repeats)])
-        proba = estimator.predict_proba(stacked)[:, 1]
-        stacked[name] = original
-        drops = [base - _score(metric, y, proba[r * rows:(r + 1) * rows]) for r in range(repeats)]
-        out.append({"feature": name, "mean": round(float(np.mean(drops)), 6),
-                    "std": round(float(np.std(drops)), 6)})
-    return sorted(out, key=lambda r: -r["mean"])
+    if type(model).to_frame is ChurnModel.to_frame and \
+            type(model).predict_proba is ChurnModel.predict_proba:
+        return model.calibrate(model.estimator.predict_proba(model_frame(model, data))[:, 1])
+    return model.predict_proba(data)
 
 
 def data_profile(train: pd.DataFrame, test: pd.DataFrame, target: str, numeric: list[str],

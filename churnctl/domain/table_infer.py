@@ -136,8 +136,38 @@ def infer_column(name: str, series: pd.Series, decimal_hint: bool = False) -> Co
     return plan
 
 
-def _role(plan: ColumnPlan, series: pd.Series, rows: int) -> None:
-    """Leave out columns that cannot help a model, saying why."""
+def _word_column(name: str, series: pd.Series) -> ColumnPlan | None:
+    """`infer_column` for text without digits (`P.word_cells`) on its distinct cells: no
+    number, date or blank share to weigh, so booleans and spellings decide it."""
+    cells = P.word_cells(series)
+    if cells is None:
+        return None
+    codes, text, blank_text = cells
+    blank = blank_text[codes]
+    plan = ColumnPlan(name, "categorical", missing=int(blank.sum()))
+    if blank.all():
+        plan.kind = "empty"
+        return plan
+    pair = P.boolean_pair(pd.Series(pd.unique(text[~blank_text]), dtype=object))
+    if pair is not None:
+        plan.kind, plan.true_false, plan.distinct = "boolean", pair, 2
+        plan.reason = f"booleans written as {pair[0]}/{pair[1]}"
+        return plan
+    plan.spellings = P.canonical_spellings(pd.Series(text[codes][~blank], dtype=object))
+    plan.distinct = len(set(plan.spellings.values()))
+    return plan
+
+
+def _plain_column(name: str, values: np.ndarray) -> ColumnPlan:
+    """What `infer_column` decides for text cells that are all plain numbers (no blanks, no
+    commas, nothing to note), without its pandas passes: `P.plain_values` read them."""
+    return ColumnPlan(name, "numeric", missing=0, distinct=int(pd.Series(values).nunique()))
+
+
+def _role(plan: ColumnPlan, series: pd.Series, rows: int,
+          plain: np.ndarray | None = None) -> None:
+    """Leave out columns that cannot help a model, saying why (`plain`: the column's numbers
+    when `P.plain_values` read them, the same as parse_numbers would)."""
     if plan.kind == "empty":
         plan.role, plan.reason = "dropped", "blank in every row"
         return
@@ -154,8 +184,12 @@ def _role(plan: ColumnPlan, series: pd.Series, rows: int) -> None:
         plan.role, plan.reason = "dropped", "unique per row: an identifier"
         return
     if unique and plan.kind == "numeric":
-        values = pd.to_numeric(series, errors="coerce") if pd.api.types.is_numeric_dtype(
-            series) else P.parse_numbers(P.as_text(series), P.NumberStyle(plan.decimal_comma))[0]
+        if plain is not None:
+            values = pd.Series(plain)
+        elif pd.api.types.is_numeric_dtype(series):
+            values = pd.to_numeric(series, errors="coerce")
+        else:
+            values = P.parse_numbers(P.as_text(series), P.NumberStyle(plan.decimal_comma))[0]
         whole = bool((values == values.round()).all())
         consecutive = whole and values.max() - values.min() + 1 == rows
         if whole and (consecutive or _words(plan.name) & _ID_WORDS):
@@ -192,17 +226,20 @@ def infer_plan(frame: pd.DataFrame, path: Path, target: str, id_column: str | No
         raise DataError(f"{path}: --target, --id and --time must name different columns")
     positive_value, negative_value = resolve_target(frame[target], path, target, positive)
     columns: list[ColumnPlan] = []
+    candidates = P.plain_candidates(frame)  # one pass over all the text for plain numbers
     for name in names:
         series = frame[name]
         if name == target:
             columns.append(ColumnPlan(name, "categorical", "target",
                                       missing=int(P.blank_mask(P.as_text(series)).sum())))
             continue
-        plan = infer_column(name, series, decimal_hint)
+        plain = P.plain_values(series) if name in candidates else None
+        plan = _plain_column(name, plain) if plain is not None else (
+            _word_column(name, series) or infer_column(name, series, decimal_hint))
         if name in (id_column, time):
             plan.role = "id" if name == id_column else "time"
         else:
-            _role(plan, series, len(frame))
+            _role(plan, series, len(frame), plain)
         columns.append(plan)
     time_kind = _check_time(frame, path, time, columns) if time else None
     if id_column is None:
@@ -247,8 +284,23 @@ def _categories(plan: ColumnPlan, text: pd.Series) -> pd.Series:
     return values.astype("object").where(~P.blank_mask(text), None)
 
 
-def _parse(plan: ColumnPlan, series: pd.Series) -> tuple[pd.Series, int]:
-    """Model-ready values of one column and the number of cells that could not be read."""
+def _categories_of(plan: ColumnPlan, series: pd.Series) -> pd.Series:
+    """`_categories` of every cell, worked out once per distinct raw cell (it is cell by cell)."""
+    distinct = P.distinct_text(series)
+    if distinct is None:
+        return P.via_unique(P.as_text(series), lambda cells: _categories(plan, cells))
+    codes, cells = distinct
+    values = _categories(plan, pd.Series(cells, dtype=object))
+    return pd.Series(values.to_numpy()[codes], index=series.index, dtype=values.dtype)
+
+
+def _parse(plan: ColumnPlan, series: pd.Series, plain: bool = False) -> tuple[pd.Series, int]:
+    """Model-ready values of one column and the number of cells that could not be read
+    (`plain`: a candidate of `P.plain_candidates`, tried on the fast path first)."""
+    if plain and plan.kind == "numeric" and not plan.decimal_comma:
+        values = P.plain_values(series)
+        if values is not None:
+            return pd.Series(values, index=series.index, dtype="float64"), 0
     if plan.kind == "boolean" and pd.api.types.is_bool_dtype(series):
         return series.astype("float64"), 0
     if plan.kind == "numeric" and pd.api.types.is_numeric_dtype(series):
@@ -256,6 +308,8 @@ def _parse(plan: ColumnPlan, series: pd.Series) -> tuple[pd.Series, int]:
     if plan.kind == "date" and pd.api.types.is_datetime64_any_dtype(series):
         values, bad = series.astype("datetime64[ns]"), pd.Series(False, index=series.index)
     else:
+        if plan.kind not in ("numeric", "boolean", "date"):
+            return _categories_of(plan, series), 0
         text = P.as_text(series)
         if plan.kind == "numeric":
             values, bad = P.parse_numbers(text, P.NumberStyle(plan.decimal_comma))
@@ -263,8 +317,6 @@ def _parse(plan: ColumnPlan, series: pd.Series) -> tuple[pd.Series, int]:
         if plan.kind == "boolean":
             values, bad = P.parse_booleans(text, plan.true_false or ("true", "false"))
             return values, int(bad.sum())
-        if plan.kind != "date":
-            return P.via_unique(text, lambda cells: _categories(plan, cells)), 0
         values, bad = P.parse_dates(text, plan.dayfirst)
     days = (pd.Timestamp(plan.reference) - values).dt.total_seconds() / 86400.0
     return days.astype("float64"), int(bad.sum())
@@ -312,9 +364,14 @@ def apply_plan(plan: TablePlan, frame: pd.DataFrame, path: Path, with_target: bo
         out[plan.id] = id_values(frame[lookup[plan.id.strip().lower()]])
     if plan.time and plan.time.strip().lower() in lookup:
         out[plan.time] = parse_time(plan, frame[lookup[plan.time.strip().lower()]])
+    sources = {c.name: c.name if c.name in names else lookup[c.name.strip().lower()]
+               for c in plan.features}
+    numeric = [sources[c.name] for c in plan.features
+               if c.kind == "numeric" and not c.decimal_comma]
+    candidates = P.plain_candidates(frame[numeric]) if numeric else set()
     for column in plan.features:
-        source = column.name if column.name in names else lookup[column.name.strip().lower()]
-        out[column.name], bad = _parse(column, frame[source])
+        source = sources[column.name]
+        out[column.name], bad = _parse(column, frame[source], source in candidates)
         if bad:
             notices.append(f"{path.name}: column {column.name}: {bad} unreadable cell(s) "
                            "treated as blank")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from churnctl.domain.table_parse import as_text, blank_mask, number_style, parse_numbers
@@ -170,12 +171,25 @@ def _read_csv(path: Path) -> RawTable:
                         keep_default_na=False, names=list(range(width + extra)),
                         skip_blank_lines=True, quotechar='"', engine="c")
     frame = frame.iloc[:, :width]
-    filled = frame.apply(lambda column: column.str.strip() != "").any(axis=1)
-    frame = frame[filled].reset_index(drop=True)  # lines of only delimiters
+    frame = frame[_filled_rows(frame)].reset_index(drop=True)  # lines of only delimiters
     notices = [f"{path.name}: read as {encoding}"] if encoding not in ("utf-8", "utf-8-sig") else []
     table = _from_frame(frame, path, "csv", notices)
     table.encoding, table.delimiter = encoding, delimiter
     return table
+
+
+def _filled_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows with a cell that is not blank; a column is looked at only for the rows no earlier
+    column decided (on a wide table the first column decides nearly every row)."""
+    filled = np.zeros(len(frame), dtype=bool)
+    undecided = np.arange(len(frame))
+    for index in range(frame.shape[1]):
+        if not len(undecided):
+            break
+        hit = (frame.iloc[undecided, index].str.strip() != "").to_numpy(dtype=bool)
+        filled[undecided[hit]] = True
+        undecided = undecided[~hit]
+    return filled
 
 
 def _check_widths(path: Path, text: str, delimiter: str) -> tuple[int, int]:
