@@ -78,7 +78,10 @@ def test_rerun_is_cached_and_plan_agrees(cli, telecom_run, tmp_path: Path) -> No
     assert [s["status"] for s in moved["stages"]] == ["cached"] * 4
     record = json.loads(run_table(root, root / "customers.csv", "--target", "Churn").stdout)
     assert {s["status"] for s in record["stages"]} == {"cached"}
-    assert (root / "reports" / f"{record['run_id']}.html").is_file()
+    # The cached run links the page of the run that trained its model; it writes none.
+    assert record["report"]["html"] == telecom_run[1]["report"]["html"]
+    assert (root / record["report"]["html"]).is_file()
+    assert not (root / "reports" / f"{record['run_id']}.html").exists()
     assert len(ModelRegistry(Workspace(root).registry).versions()) == 1
     plan = json.loads(cli("plan", "--workspace", str(root), "--data", str(root / "customers.csv"),
                           "--target", "Churn", *FAST, "--json").stdout)
