@@ -61,14 +61,16 @@ class ChurnModel:
         missing = [name for name in self.feature_names if name not in frame.columns]
         if missing:
             raise KeyError(f"missing feature columns: {', '.join(missing)}")
-        out = pd.DataFrame(index=frame.index)
+        columns = {}
         for spec in self.features:
             column = frame[spec.name]
             if spec.kind == "numeric":
-                out[spec.name] = pd.to_numeric(column, errors="coerce").astype("float64")
+                columns[spec.name] = pd.to_numeric(column, errors="coerce").astype("float64")
             else:
-                out[spec.name] = column.astype("object").where(column.notna(), None)
-        return out
+                columns[spec.name] = column.astype("object").where(column.notna(), None)
+        # One constructor call, not a column insert per feature: thousands of inserts
+        # fragment the frame (a PerformanceWarning each) and cost seconds on wide tables.
+        return pd.DataFrame(columns, index=frame.index, columns=self.feature_names)
 
     def predict_proba(self, data: pd.DataFrame | list[dict[str, Any]]) -> np.ndarray:
         """Churn probability (the positive class) for each row, calibrated."""
