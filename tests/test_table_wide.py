@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from churnctl.domain import table_infer as T
-from churnctl.domain.table_evaluation import model_frame
 from churnctl.domain.table_importance import permutation_importance
 from churnctl.domain.table_quality import check_customer_table
 from churnctl.domain.table_read import read_table
@@ -111,15 +110,22 @@ def test_fast_paths_match_on_awkward_cells(tmp_path: Path) -> None:
         assert asdict(column) == asdict(_reference(frame, column.name)), column.name
 
 
-def test_model_frame_is_to_frame() -> None:
+def test_to_frame_of_a_wide_model_is_one_unfragmented_frame() -> None:
+    import warnings
+
     from churnctl.domain.model import ChurnModel, FeatureSpec
 
-    data = pd.DataFrame({"a": [1, None, 3], "b": ["x", None, "y"], "c": ["1", "z", None]},
-                        index=[5, 6, 7])
-    specs = [FeatureSpec("a", "numeric"), FeatureSpec("b", "categorical"),
-             FeatureSpec("c", "numeric")]
+    data = pd.DataFrame({f"n{i}": ["1", None, "3"] for i in range(1500)}
+                        | {f"c{i}": ["x", None, "y"] for i in range(1500)}, index=[5, 6, 7])
+    specs = [FeatureSpec(f"n{i}", "numeric") for i in range(1500)] + [
+        FeatureSpec(f"c{i}", "categorical") for i in range(1500)]
     model = ChurnModel(None, specs, "logistic_regression")
-    pd.testing.assert_frame_equal(model_frame(model, data), model.to_frame(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        frame = model.to_frame(data)
+    assert list(frame.columns) == model.feature_names and list(frame.index) == [5, 6, 7]
+    assert frame["n0"].tolist()[::2] == [1.0, 3.0] and frame["n0"].isna().tolist()[1]
+    assert frame["c0"].tolist() == ["x", None, "y"]
 
 
 def test_importance_caps_wide_tables_and_matches_the_pipeline_on_narrow_ones() -> None:

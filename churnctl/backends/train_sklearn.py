@@ -77,7 +77,6 @@ class SklearnTrainer(Backend):
             calibration,
             data_profile,
             evaluate,
-            model_frame,
             permutation_importance,
         )
         from churnctl.domain.threshold import decision_threshold
@@ -98,7 +97,7 @@ class SklearnTrainer(Backend):
 
         columns = numeric + categorical
         model_of = _model_factory(features, schema, train, opts.seed)
-        x_train = model_frame(model_of(opts.algorithms[0], {}), train[columns])
+        x_train = model_of(opts.algorithms[0], {}).to_frame(train[columns])
         y_train, y_test = train[target].to_numpy(), test[target].to_numpy()
         folds = _folds(opts, schema, train, y_train)
         with threadpool_limits(opts.threads):
@@ -119,7 +118,7 @@ class SklearnTrainer(Backend):
         chosen.threshold, how = decision_threshold(
             rule, y_train, oof, cost_ratio=opts.cost_ratio, contact_share=opts.contact_share,
             fixed=opts.threshold)
-        raw = chosen.estimator.predict_proba(model_frame(chosen, test[columns]))[:, 1]
+        raw = chosen.estimator.predict_proba(chosen.to_frame(test[columns]))[:, 1]
         proba = chosen.calibrate(raw)
         chosen.metrics = classification_metrics(y_test, proba)
         chosen.save(ctx.out_dir / MODEL_FILE)
@@ -131,7 +130,7 @@ class SklearnTrainer(Backend):
                 f"{min(len(test), opts.importance_max_rows):,} test rows")
         with threadpool_limits(opts.threads):
             importance = permutation_importance(
-                chosen.estimator, model_frame(chosen, test[columns]), y_test, opts.primary_metric,
+                chosen.estimator, chosen.to_frame(test[columns]), y_test, opts.primary_metric,
                 opts.importance_repeats, opts.importance_max_rows, opts.seed)
         cv = {a: {"folds": len(folds.splits), "mean": t.mean, "std": t.std}
               for a, t in selection.by_algorithm().items()}
@@ -213,7 +212,6 @@ class SklearnTrainer(Backend):
         from threadpoolctl import threadpool_limits
 
         from churnctl.domain.metrics import classification_metrics
-        from churnctl.domain.table_evaluation import model_proba
 
         opts: SklearnTrainerOptions = ctx.options
         test = pd.read_parquet(ctx.inputs["features"].table("test"))
@@ -225,7 +223,7 @@ class SklearnTrainer(Backend):
         if target not in test.columns:
             return None, f"this data has no {target} column to score production on", None
         with threadpool_limits(opts.threads):
-            proba = model_proba(current, test)
+            proba = current.predict_proba(test)
         y = test[target].to_numpy()
         return classification_metrics(y, proba), None, (y, proba)
 

@@ -142,32 +142,6 @@ def evaluate(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, An
             "confusion": confusion(y, proba, threshold), "gain": gain_by_decile(y, proba)}
 
 
-def model_frame(model: Any, data: pd.DataFrame) -> pd.DataFrame:
-    """`ChurnModel.to_frame(data)` built with one constructor: column inserts into an empty
-    frame gave a pandas PerformanceWarning per column past 100 and a fragmented frame."""
-    missing = [name for name in model.feature_names if name not in data.columns]
-    if missing:
-        raise KeyError(f"missing feature columns: {', '.join(missing)}")
-    columns: dict[str, pd.Series] = {}
-    for spec in model.features:
-        column = data[spec.name]
-        if spec.kind == "numeric":
-            columns[spec.name] = pd.to_numeric(column, errors="coerce").astype("float64")
-        else:
-            columns[spec.name] = column.astype("object").where(column.notna(), None)
-    return pd.DataFrame(columns, index=data.index)
-
-
-def model_proba(model: Any, data: pd.DataFrame) -> np.ndarray:
-    """`model.predict_proba(data)`, through `model_frame` when the model uses ChurnModel's."""
-    from churnctl.domain.model import ChurnModel
-
-    if type(model).to_frame is ChurnModel.to_frame and \
-            type(model).predict_proba is ChurnModel.predict_proba:
-        return model.calibrate(model.estimator.predict_proba(model_frame(model, data))[:, 1])
-    return model.predict_proba(data)
-
-
 def data_profile(train: pd.DataFrame, test: pd.DataFrame, target: str, numeric: list[str],
                  categorical: list[str]) -> dict[str, Any]:
     """Rows, class balance and blanks of the training set the model saw."""
