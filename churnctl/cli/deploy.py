@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from churnctl.cli.common import (
@@ -49,13 +49,21 @@ ForceOption = Annotated[
     bool,
     typer.Option("--force-conflicts", help="Take over fields another field manager owns."),
 ]
-OUTPUT_FORMATS = ("yaml", "json")
+
+
+class OutputFormat(StrEnum):
+    """An Enum, not click_type: the kfp environment's typer has no click_type."""
+
+    yaml = "yaml"
+    json = "json"
+
+
+OUTPUT_FORMATS = tuple(f.value for f in OutputFormat)
 OutputOption = Annotated[
-    str | None,
+    OutputFormat | None,
     typer.Option(
         "--output",
         "-o",
-        click_type=click.Choice(OUTPUT_FORMATS),
         help="Print the objects as yaml (a multi-document stream) or json (a v1 List) on "
         "stdout, nothing else: the rendered ones with --dry-run, the applied ones otherwise.",
         show_default=False,
@@ -164,6 +172,7 @@ def deploy(
     from churnctl.deploy.render import summarize, write_manifests
     from churnctl.settings import resolve_profile_name
 
+    output = OutputFormat(output).value if output else None  # plain text from here on
     if output and json_out:
         raise UserError("--json and --output print different things to stdout: use one of them")
     profile_name = resolve_profile_name(profile, workspace_at(workspace))
