@@ -24,10 +24,31 @@ if TYPE_CHECKING:
 _LOAD_LOCK = threading.Lock()
 
 
+# feast.metrics points prometheus_client at a multiprocess directory of its own when imported
+# (for Feast's Gunicorn feature server). Left in the environment, it switches churnctl's own
+# /metrics, and every server process started from this one, into multiprocess mode.
+_PROMETHEUS_ENV = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
 def quiet_feast() -> None:
-    """Telemetry off before Feast is imported (there is no outside network here)."""
+    """Import Feast with telemetry off (there is no outside network here) and the process
+    environment as it was before (see _PROMETHEUS_ENV). Every use of Feast calls this first."""
     os.environ["FEAST_USAGE"] = "False"
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    if "feast.metrics" in sys.modules:
+        return
+    import prometheus_client  # noqa: F401 - its value class is chosen at import, before Feast's
+
+    saved = {name: os.environ.get(name) for name in _PROMETHEUS_ENV}
+    try:
+        import feast
+        import feast.metrics  # noqa: F401 - the import with the side effect, under our guard
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _one_line(exc: BaseException) -> str:
