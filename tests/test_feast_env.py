@@ -21,3 +21,12 @@ def test_feast_import_leaves_prometheus_multiprocess_mode_off() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out.splitlines()[-1]) == [None, None, "MutexValue"]
+
+
+def test_a_foreign_multiprocess_dir_does_not_switch_the_apps_metrics(tmp_path, monkeypatch) -> None:
+    from churnctl.serving.metrics import ServingMetrics
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # as Feast leaves it
+    monkeypatch.delenv("CHURNCTL_METRICS_MULTIPROC_DIR", raising=False)
+    metrics = ServingMetrics()
+    assert metrics.multiprocess_dir is None and metrics._scraped is metrics.registry

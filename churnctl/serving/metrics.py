@@ -25,6 +25,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from churnctl.serving.options import MULTIPROCESS_ENV
 from churnctl.workspace import Workspace
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -40,7 +41,10 @@ class ServingMetrics:
 
     def __init__(self, workspace: Workspace | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        # Our multiprocess mode is the one `serve --workers N` turns on (MULTIPROCESS_ENV): a
+        # PROMETHEUS_MULTIPROC_DIR some library leaves in the environment (Feast sets one at
+        # import) must not make /metrics read other processes' files.
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_ENV)
         self._scraped = self.registry
         if self.multiprocess_dir:
             from prometheus_client import multiprocess

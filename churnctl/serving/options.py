@@ -9,6 +9,10 @@ from pydantic import Field
 
 from churnctl.stages import StrictOptions
 
+# Set by `serve --workers N` (server.multiprocess_metrics): the metrics directory the workers
+# share. Only this turns on multiprocess metrics, not a PROMETHEUS_MULTIPROC_DIR from elsewhere.
+MULTIPROCESS_ENV = "CHURNCTL_METRICS_MULTIPROC_DIR"
+
 
 class ServeOptions(StrictOptions):
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in a container).")

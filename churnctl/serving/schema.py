@@ -26,6 +26,9 @@ from churnctl.domain.model import FeatureSpec
 def _user_id(value: Any) -> str | int:
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
         return value
+    # JSON Schema's "integer" includes 10.0 (JSON has one number type): take it as 10.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     raise ValueError("must be a string or an integer")
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from churnctl.serving.options import ServeOptions
+from churnctl.serving.options import MULTIPROCESS_ENV, ServeOptions
 from churnctl.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -71,13 +71,16 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
         yield
         return
     folder = tempfile.mkdtemp(prefix="churnctl-metrics-")
-    previous = os.environ.get(MULTIPROC_ENV)
-    os.environ[MULTIPROC_ENV] = folder  # inherited by the workers uvicorn spawns
+    names = (MULTIPROC_ENV, MULTIPROCESS_ENV)  # prometheus_client's, and ours (metrics.py)
+    previous = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ[name] = folder  # inherited by the workers uvicorn spawns
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(MULTIPROC_ENV, None)
-        else:
-            os.environ[MULTIPROC_ENV] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         shutil.rmtree(folder, ignore_errors=True)
