@@ -1,7 +1,8 @@
 """A stage's cache key: what it is made of, and why it changed since the previous run.
 
 The key is the hash of the stage's *components*: backend, options, the content hash of each
-input artifact, the sha256 of each external input file, and the code version (code_version.py).
+input artifact, the sha256 of each external input file (and the digests a backend declares
+besides, Backend.input_digests), and the code version (code_version.py).
 `explain` compares the components with those of the stage's previous artifact to name what
 changed (`options changed: seed`, `code changed: churnctl/domain/schema.py`, ...).
 """
@@ -54,6 +55,7 @@ def components(cls: type[Backend], options: Any, inputs: dict[str, ArtifactRef],
         except PermissionError:
             raise UserError(f"input file {path}: permission denied; make it readable by this "
                             "user (chmod u+r) or copy it somewhere you can read") from None
+    external.update(cls().input_digests(options, workspace))
     return {
         "backend": f"{cls.stage}.{cls.name}",
         "options": options.model_dump(mode="json"),

@@ -92,6 +92,13 @@ class Backend:
         """Files outside the workspace whose content feeds this stage (part of its cache key)."""
         return []
 
+    def input_digests(self, options: Any, workspace: Workspace) -> dict[str, str]:
+        """Named content digests of workspace state the stage reads that is neither an input
+        artifact nor a file taken whole (external_inputs): the part of a GX project a user
+        edits, say, less what the stage regenerates itself. Part of its cache key (and of
+        DVC's params), named by `plan` like an input file when it changes."""
+        return {}
+
     def run(self, ctx: StageContext) -> StageOutput:
         raise NotImplementedError
 

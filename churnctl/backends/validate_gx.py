@@ -18,6 +18,7 @@ from churnctl.backends.validate_pandas import PandasValidatorOptions
 from churnctl.backends.validation_gate import apply_gate
 from churnctl.errors import GateFailed
 from churnctl.stages import ArtifactRef, Backend, StageContext, StageOutput
+from churnctl.workspace import Workspace
 
 DOCS = "data_docs"
 
@@ -40,6 +41,13 @@ class GxValidator(Backend):
     Options = GxValidatorOptions
     extra = "gx"
     modules = ("great_expectations", "pandas")
+
+    def input_digests(self, options: Any, workspace: Workspace) -> dict[str, str]:
+        """What a user wrote into the workspace's gx/ (their expectations, their validation
+        definitions in churnctl's checkpoints): editing it makes the next run validate anew."""
+        from churnctl.quality_gx.inputs import project_digests
+
+        return project_digests(workspace.root)
 
     def run(self, ctx: StageContext) -> StageOutput:
         import pandas as pd

@@ -67,6 +67,9 @@ def external_files(step: Any, workspace: Workspace) -> tuple[list[str], dict[str
             raise UserError(f"input file {path} not found; check the path in the profile "
                                 "or --set")
         outside[_portable_name(path, workspace)] = file_sha256(path)
+    # Digests of workspace state that is no whole file (a GX project's user part): DVC sees
+    # them as params, since a file dependency would also change with what the stage rewrites.
+    outside.update(step.cls().input_digests(step.options, workspace))
     return deps, outside
 
 
