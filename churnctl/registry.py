@@ -27,7 +27,6 @@ PLANNED: dict[str, str] = {
     "features.spark": "spark",
     "ingest.kafka": "kafka",
     "serve.fastapi-ab": "serve",
-    "deploy.argo-rollouts": "kubernetes",
 }
 
 

@@ -18,7 +18,7 @@ from churnctl.cli.common import (
     stage_backend,
     workspace_at,
 )
-from churnctl.errors import UserError
+from churnctl.errors import ChurnctlError, UserError
 
 DryRunOption = Annotated[
     bool,
@@ -71,8 +71,34 @@ OutputOption = Annotated[
 ]
 
 
+CanaryOption = Annotated[
+    bool,
+    typer.Option("--canary", help="Start an Argo Rollouts canary of a new image or model "
+                 "version (deploy backend argo-rollouts, profile v4)."),
+]
+ModelVersionOption = Annotated[
+    int | None,
+    typer.Option("--model-version", min=1, show_default=False,
+                 help="Registry version the API pods serve (argo-rollouts)."),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option("--region", help="Deploy to one region of the profile (overlay of that name)."),
+]
+AllRegionsOption = Annotated[
+    bool,
+    typer.Option("--all-regions", help="Every region of the profile, one after the other; "
+                 "stops at the first failure."),
+]
+
+
 def register(app: typer.Typer) -> None:
-    app.command("deploy")(deploy)
+    from churnctl.cli import deploy_rollouts
+
+    group = typer.Typer(invoke_without_command=True, rich_markup_mode=None)
+    group.callback()(deploy)
+    deploy_rollouts.register(group)
+    app.add_typer(group, name="deploy")
 
 
 def _options(profile: str, overrides: dict[str, Any]) -> tuple[Any, Any]:
@@ -135,6 +161,7 @@ def _print_diffs(diffs: list[Any], output: str | None) -> None:
 
 
 def deploy(
+    ctx: typer.Context,
     profile: ProfileOption = None,
     dry_run: DryRunOption = False,
     namespace: NamespaceOption = None,
@@ -142,6 +169,10 @@ def deploy(
     overlay: OverlayOption = None,
     image: ImageOption = None,
     pipeline_image: PipelineImageOption = None,
+    canary: CanaryOption = False,
+    model_version: ModelVersionOption = None,
+    region: RegionOption = None,
+    all_regions: AllRegionsOption = False,
     out: OutOption = None,
     force_conflicts: ForceOption = False,
     output: OutputOption = None,
@@ -156,6 +187,9 @@ def deploy(
     applies it server-side (field manager "churnctl").
     --dry-run needs no cluster; with -o yaml it prints the manifests
     (as kubectl's --dry-run=client -o yaml does) and nothing else.
+    With profile v4 (backend argo-rollouts) the API is an Argo Rollout:
+    --canary starts a canary with analysis; see `deploy status|promote|
+    abort|retry`.
 
     Examples:
 
@@ -168,25 +202,77 @@ def deploy(
       churnctl deploy --context kind-churn --namespace churn-dev
 
       churnctl deploy --overlay production --image ghcr.io/me/churnctl:1.2.0
+
+      churnctl deploy --profile v4 --dry-run --all-regions
+
+      churnctl deploy --profile v4 --canary --model-version 2 --region eu-west-1
     """
-    from churnctl.deploy.render import summarize, write_manifests
+    if ctx.invoked_subcommand is not None:
+        return
     from churnctl.settings import resolve_profile_name
 
     output = OutputFormat(output).value if output else None  # plain text from here on
     if output and json_out:
         raise UserError("--json and --output print different things to stdout: use one of them")
-    profile_name = resolve_profile_name(profile, workspace_at(workspace))
-    backend, options = _options(
-        profile_name,
-        {
-            "namespace": namespace,
-            "context": context,
-            "overlay": overlay,
-            "image": image,
-            "pipeline_image": pipeline_image,
-            "force_conflicts": force_conflicts,
-        },
-    )
+    if region and all_regions:
+        raise UserError("--region and --all-regions: use one of them")
+    ws = workspace_at(workspace)
+    profile_name = resolve_profile_name(profile, ws)
+    overrides = {
+        "namespace": namespace,
+        "context": context,
+        "overlay": overlay,
+        "image": image,
+        "pipeline_image": pipeline_image,
+        "force_conflicts": force_conflicts,
+    }
+    if canary or model_version is not None or region or all_regions:
+        from churnctl.cli.deploy_rollouts import region_targets, require_rollouts
+
+        backend, options = _options(profile_name, {**overrides, "model_version": model_version})
+        require_rollouts(backend, "--canary" if canary else "--model-version/--region")
+        if model_version is not None:
+            from churnctl.cli.deploy_rollouts import check_model_version
+
+            check_model_version(ws, model_version)
+        targets = region_targets(options, region, all_regions, overlay, context)
+    else:
+        backend, options = _options(profile_name, overrides)
+        targets = [(None, options)]
+    results: list[dict[str, Any]] = []
+    for index, (name, target) in enumerate(targets):
+        try:
+            target_out = out / name if out is not None and name and len(targets) > 1 else out
+            results.append(_deploy_one(profile_name, backend, target, dry_run=dry_run,
+                                       out=target_out, output=output, json_out=json_out,
+                                       canary=canary))
+        except ChurnctlError as exc:
+            if name is None or len(targets) == 1:
+                raise
+            done = [t[0] for t in targets[:index]]
+            rest = [t[0] for t in targets[index + 1:]]
+            raise type(exc)(f"region {name}: {exc} (done: {', '.join(done) or 'none'}; not "
+                            f"started: {', '.join(rest) or 'none'})") from None
+        if name is not None and not json_out:
+            _human(output).print(f"region {name}: done")
+    if json_out:
+        print_json(results[0] if len(targets) == 1 else {"regions": results})
+
+
+def _deploy_one(
+    profile_name: str,
+    backend: Any,
+    options: Any,
+    *,
+    dry_run: bool,
+    out: Path | None,
+    output: str | None,
+    json_out: bool,
+    canary: bool,
+) -> dict[str, Any]:
+    """Render, validate, diff and apply one target (an overlay, or one region's)."""
+    from churnctl.deploy.render import summarize, write_manifests
+
     objects = backend.render(options)
     report = backend.validate(options, objects)
     summary = summarize(objects)
@@ -219,8 +305,7 @@ def deploy(
 
     if dry_run:
         if json_out:
-            print_json(result)
-            return
+            return result
         if output:
             _print_objects(objects, output)
         else:
@@ -233,10 +318,14 @@ def deploy(
             )
         if out is not None:
             _human(output).print(f"wrote {result['manifests']}")
-        return
+        return result
 
     cluster = backend.connect(options)
     try:
+        if canary:
+            from churnctl.cli.deploy_rollouts import check_canary_start
+
+            result["stable_revision"] = check_canary_start(cluster, objects, options)
         diffs = backend.diff(cluster, objects, options)
         if not json_out:
             _print_diffs(diffs, output)
@@ -247,8 +336,7 @@ def deploy(
     result["diff"] = [d.as_dict() for d in diffs]
     result["applied"] = [a.as_dict() for a in applied]
     if json_out:
-        print_json(result)
-        return
+        return result
     _table(
         f"applied to {cluster.host}",
         result["applied"],
@@ -257,3 +345,6 @@ def deploy(
     )
     if output:
         _print_objects([a.live for a in applied], output)
+    if canary:
+        _human(output).print("canary started: follow it with `churnctl deploy status --watch`")
+    return result

@@ -35,6 +35,9 @@ PortOption = Annotated[int | None, typer.Option(
 WorkersOption = Annotated[int | None, typer.Option(
     "--workers", min=1, max=64, help="uvicorn worker processes (default: 1).",
     show_default=False)]
+ModelVersionOption = Annotated[int | None, typer.Option(
+    "--model-version", min=1, help="Serve this registry version, not production (a canary).",
+    show_default=False)]
 AsOfOption = Annotated[datetime | None, typer.Option(
     "--as-of", formats=["%Y-%m-%d"], show_default=False,
     help="Score each user's newest snapshot on or before DATE (default: the newest).")]
@@ -102,6 +105,7 @@ def serve_command(
     host: HostOption = None,
     port: PortOption = None,
     workers: WorkersOption = None,
+    model_version: ModelVersionOption = None,
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Serve churn predictions over HTTP with the registry's production model.
@@ -122,7 +126,8 @@ def serve_command(
 
     ws = workspace_at(workspace)
     backend, options = _serve_backend(profile, ws, {"host": host, "port": port,
-                                                    "workers": workers})
+                                                    "workers": workers,
+                                                    "model_version": model_version})
     require_available(type(backend))
     _check_port(options.host, options.port)
     from churnctl.serving.sources import model_registry_for
@@ -130,7 +135,7 @@ def serve_command(
     registry = model_registry_for(ws, options)
     try:
         production = registry.production()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the model registry: {exc}") from None
     err = err_console()
     if production is None:

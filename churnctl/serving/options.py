@@ -37,3 +37,6 @@ class ServeOptions(StrictOptions):
         None, description="Default: the profile's tracking URI (MLFLOW_TRACKING_URI wins).")
     mlflow_model_name: str = "churn"
     mlflow_alias: str = "champion"
+    model_version: int | None = Field(
+        None, ge=1, description="Serve this registry version instead of following production "
+        "(a canary's pods pin the version under test; hot reload still checks it is there).")

@@ -70,9 +70,37 @@ class MlflowAliasRegistry:
                             decision="holds the MLflow alias", feature_schema=model.schema)
 
 
-def model_registry_for(workspace: Workspace, options: Any) -> ModelRegistry | MlflowAliasRegistry:
+class PinnedVersionRegistry:
+    """One version of the local registry, whatever production is (`serve --model-version N`).
+
+    Seen through the same interface, so the holder loads, verifies and watches it as usual.
+    """
+
+    def __init__(self, registry: ModelRegistry, version: int) -> None:
+        self._registry, self.version = registry, version
+        self.root, self.index_path = registry.root, registry.index_path
+
+    def production(self) -> ModelVersion | None:
+        if not self.index_path.is_file():
+            return None
+        if all(v.version != self.version for v in self._registry.versions()):
+            raise ValueError(f"model version {self.version} is not in it")
+        return self._registry.get(self.version)
+
+    def model_path(self, version: int) -> Path:
+        return self._registry.model_path(version)
+
+    def load_model(self, version: int) -> ChurnModel:
+        return self._registry.load_model(version)
+
+
+def model_registry_for(workspace: Workspace, options: Any
+                       ) -> ModelRegistry | MlflowAliasRegistry | PinnedVersionRegistry:
     """The registry the serve options name."""
     if options.model_source == "registry":
+        pinned = getattr(options, "model_version", None)
+        if pinned is not None:
+            return PinnedVersionRegistry(ModelRegistry(workspace.registry), pinned)
         return ModelRegistry(workspace.registry)
     if not options.mlflow_tracking_uri:
         raise UserError("serve option model_source=mlflow needs mlflow_tracking_uri (or a "
