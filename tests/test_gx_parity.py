@@ -40,12 +40,33 @@ EXTRA = {
     "duplicate_events": (lambda u, e: (u, pd.concat([e, e.iloc[:3]])),
                          ("events.csv", "event_id")),
 }
+
+
+def _before_signup(users: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """Two events dated days before their user's signup: a warning, not a stop."""
+    signup = events.user_id.map(users.set_index("user_id").signup_date)
+    early = events.index.isin(events.index[:2])
+    return users, events.assign(event_time=events.event_time.where(
+        ~early, signup - pd.Timedelta(days=3, hours=-5)))
+
+
+EXTRA["event_before_signup"] = (_before_signup, ())
 CORPUS = {**CASES, **EXTRA}
+WARNING_KINDS = ("after_signup",)  # the pandas gate's warnings (GX has more of its own)
 
 
 @pytest.fixture(scope="module")
 def clean_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     return generate(GeneratorConfig(users=60, days=70, seed=3))
+
+
+def _warned(root: Path) -> set[tuple[str, str, str]] | None:
+    report = root / "reports" / "validation.json"
+    if not report.exists():
+        return None
+    return {(c["table"], c["column"], c["check"])
+            for c in json.loads(report.read_text())["checks"]
+            if not c["passed"] and c["severity"] == "warning" and c["check"] in WARNING_KINDS}
 
 
 def _run(root: Path, files: Path, validator: str) -> tuple[Any, set[tuple[str, str]] | None]:
@@ -79,6 +100,9 @@ def test_pandas_and_gx_agree(tmp_path: Path, clean_tables, case: str) -> None:
     assert gx_result.exit_code == pandas_result.exit_code, (pandas_result.output,
                                                             gx_result.output)
     assert gx_failed == pandas_failed  # the same offending columns (None: ingest refused)
+    assert _warned(tmp_path / "gx") == _warned(tmp_path / "pandas")
+    if case == "event_before_signup":
+        assert _warned(tmp_path / "gx") == {("events", "event_time", "after_signup")}
     if pandas_result.exit_code == 0:
         assert not needles and gx_failed == set()
         return

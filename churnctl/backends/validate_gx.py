@@ -29,9 +29,12 @@ class GxValidatorOptions(PandasValidatorOptions):
         default_factory=dict,
         description="kind -> critical (stops the run) or warning, e.g. {null_fraction: "
         "critical}; kinds: column_exists, type, not_null, null_fraction, allowed_values, "
-        "range, unique, consistent, known_user, date_range, row_count")
+        "range, unique, consistent, known_user, date_range, row_count, after_signup")
     min_rows: int = Field(1, ge=0, description="fewest rows each table may have")
     max_rows: int | None = Field(None, ge=1, description="most rows each table may have")
+    keep_results: int = Field(
+        10, ge=1, description="runs whose validation results stay in "
+        "gx/uncommitted/validations per suite; older ones are deleted")
 
 
 class GxValidator(Backend):
@@ -53,7 +56,7 @@ class GxValidator(Backend):
         import pandas as pd
 
         from churnctl.quality_gx.contract import DEFAULT_SEVERITY, event_data_specs
-        from churnctl.quality_gx.gate import event_parameters, mark_unknown_users, run_checkpoints
+        from churnctl.quality_gx.gate import event_parameters, events_batch, run_checkpoints
 
         opts: GxValidatorOptions = ctx.options
         unknown = sorted(set(opts.severity) - set(DEFAULT_SEVERITY))
@@ -72,9 +75,9 @@ class GxValidator(Backend):
             as_of=pd.Timestamp(opts.as_of) if opts.as_of else None,
             max_future_days=opts.max_future_days)
         docs_dir = ctx.out_dir / DOCS if opts.data_docs else None
-        batches = {**frames, "events": mark_unknown_users(frames["users"], frames["events"])}
+        batches = {**frames, "events": events_batch(frames["users"], frames["events"])}
         results, index = run_checkpoints(ctx.workspace.root, batches, suites, opts.severity,
-                                         parameters, docs_dir)
+                                         parameters, docs_dir, opts.keep_results)
         source = {t: ingest.meta("sources", {}).get(t, f"{t} table") for t in frames}
         try:
             output = apply_gate(ctx, results, {t: len(f) for t, f in frames.items()},

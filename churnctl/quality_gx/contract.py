@@ -7,7 +7,8 @@ is how a failed expectation is reported in the same terms as the pandas gate.
 
 Values that depend on the data (the date window whose "today" is the data's last event day or
 `as_of`) are suite parameters filled in at run time, and events of unknown users are marked
-in a column the gate adds (UNKNOWN_USER_COLUMN): the suite itself depends only on the
+in a column the gate adds (UNKNOWN_USER_COLUMN), the user's signup day in another
+(SIGNUP_COLUMN): the suite itself depends only on the
 contract and the options, so regenerating it is idempotent.
 """
 
@@ -21,6 +22,9 @@ from churnctl.domain.schema import PRIMARY_KEYS, TABLES, Column
 SUITE_PREFIX = "churnctl_"  # churnctl owns the suites, validations and checkpoints so named
 MARK = "churnctl"  # meta key on every expectation churnctl generated
 UNKNOWN_USER_COLUMN = "user_id_of_unknown_user"  # added to the events batch by the gate
+# Also added: the first instant at which an event of the user is not "before its signup date"
+# (the signup date rounded up to a whole day, as the pandas gate compares event days).
+SIGNUP_COLUMN = "signup_day_of_user"
 
 # Kinds of expectation and their default severity; the profile's `severity` overrides them.
 DEFAULT_SEVERITY: dict[str, str] = {
@@ -35,6 +39,7 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "known_user": "critical",
     "date_range": "critical",
     "row_count": "critical",
+    "after_signup": "warning",
 }
 
 # dtype names GX compares against (numpy names, pandas' nullable dtypes by class name).
@@ -160,4 +165,10 @@ def event_data_specs(columns: dict[str, list[str]], *, min_rows: int = 1,
     suites["events"].append(ExpectationSpec(
         "expect_column_values_to_be_null", "known_user", "events", "user_id",
         {"column": UNKNOWN_USER_COLUMN}))
+    # Events dated before their user's signup day (a clock or import problem, not a reason
+    # to stop): rows of unknown users or without dates are the other expectations' business.
+    suites["events"].append(ExpectationSpec(
+        "expect_column_pair_values_a_to_be_greater_than_b", "after_signup", "events",
+        "event_time", {"column_A": "event_time", "column_B": SIGNUP_COLUMN, "or_equal": True,
+                       "ignore_row_if": "either_value_is_missing"}))
     return suites

@@ -13,9 +13,19 @@ from typing import Any
 import pandas as pd
 
 from churnctl.domain.quality import CheckResult
-from churnctl.quality_gx.contract import MARK, UNKNOWN_USER_COLUMN, ExpectationSpec
+from churnctl.quality_gx.contract import (
+    MARK,
+    SIGNUP_COLUMN,
+    UNKNOWN_USER_COLUMN,
+    ExpectationSpec,
+)
 from churnctl.quality_gx.docs import make_offline
-from churnctl.quality_gx.project import docs_site, open_project, sync_project
+from churnctl.quality_gx.project import (
+    docs_site,
+    open_project,
+    prune_validation_results,
+    sync_project,
+)
 
 
 def event_parameters(users: pd.DataFrame, events: pd.DataFrame, *, earliest: pd.Timestamp,
@@ -30,20 +40,29 @@ def event_parameters(users: pd.DataFrame, events: pd.DataFrame, *, earliest: pd.
             "latest_date": latest.to_pydatetime() if latest is not None else None}
 
 
-def mark_unknown_users(users: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """The events batch with UNKNOWN_USER_COLUMN: user_id where the user is unknown."""
+def events_batch(users: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """The events batch with what GX cannot join itself: UNKNOWN_USER_COLUMN (user_id where
+    the user is unknown) and SIGNUP_COLUMN (the user's signup date rounded up to its day)."""
     known = events["user_id"].isin(users["user_id"])
     unknown = events["user_id"].where(~known)
     if pd.api.types.is_integer_dtype(events["user_id"]):
         unknown = unknown.astype("Int64")  # ids stay ids (999999, not 999999.0)
-    return events.assign(**{UNKNOWN_USER_COLUMN: unknown})
+    signup = pd.Series(pd.NaT, index=events.index, dtype="datetime64[ns]")
+    if pd.api.types.is_datetime64_any_dtype(users["signup_date"]) and \
+            pd.api.types.is_datetime64_any_dtype(events["event_time"]):
+        # A day compared with a day: event_time.normalize() < signup_date <=> event_time <
+        # ceil(signup_date); a mistyped signup_date fails its type expectation instead.
+        first = users.drop_duplicates("user_id").set_index("user_id")["signup_date"]
+        signup = events["user_id"].map(first.dt.ceil("D")).astype(events["event_time"].dtype)
+    return events.assign(**{UNKNOWN_USER_COLUMN: unknown, SIGNUP_COLUMN: signup})
 
 
 def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
                     suites: dict[str, list[ExpectationSpec]], severity: dict[str, str],
-                    parameters: dict[str, Any], docs_dir: Path | None,
+                    parameters: dict[str, Any], docs_dir: Path | None, keep_results: int,
                     ) -> tuple[list[CheckResult], Path | None]:
-    """Regenerate the project's churnctl part, run one checkpoint per table, build the docs."""
+    """Regenerate the project's churnctl part, run one checkpoint per table, build the docs,
+    then prune the validated suites' stored results to the newest `keep_results` runs."""
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
     )
@@ -55,18 +74,20 @@ def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
     context.variables.data_docs_sites = {}
     results: list[CheckResult] = []
     built: list[Any] = []
+    validated: set[str] = set()
     for table, checkpoint in checkpoints.items():
         outcome = checkpoint.run(batch_parameters={"dataframe": frames[table]},
                                  expectation_parameters=parameters)
         for identifier, validation in outcome.run_results.items():
             results += [_check_result(table, item) for item in validation.results]
             built += [identifier, ExpectationSuiteIdentifier(validation.suite_name)]
-    if docs_dir is None:
-        return results, None
-    docs_site(context, docs_dir)
-    context.build_data_docs(site_names=["churnctl"], resource_identifiers=built)
-    make_offline(docs_dir)
-    return results, docs_dir / "index.html"
+            validated.add(validation.suite_name)
+    if docs_dir is not None:
+        docs_site(context, docs_dir)
+        context.build_data_docs(site_names=["churnctl"], resource_identifiers=built)
+        make_offline(docs_dir)
+    prune_validation_results(root, validated, keep_results)
+    return results, docs_dir / "index.html" if docs_dir is not None else None
 
 
 def _check_result(table: str, item: Any) -> CheckResult:

@@ -197,3 +197,24 @@ def docs_site(context: Any, target: Path) -> None:
                           "base_directory": str(target)},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     }}
+
+
+def prune_validation_results(root: Path, suites: set[str], keep: int) -> int:
+    """Keep the newest `keep` runs' results of each of `suites` in gx/uncommitted/validations
+    (GX never deletes one, so a busy workspace grows by a few MB a day); returns how many
+    runs' results were deleted. A run's results sit in `<suite>/<run name>/<run time>/`,
+    and GX's run times (20261201T120955.914330Z) sort as they happened."""
+    import shutil
+
+    base = root / PROJECT_DIR / "uncommitted" / "validations"
+    removed = 0
+    for suite in sorted(suites):
+        folder = base / suite
+        runs = {path.parent for path in folder.rglob("*.json")} if folder.is_dir() else set()
+        for run in sorted(runs, key=lambda p: (p.name, str(p)), reverse=True)[keep:]:
+            shutil.rmtree(run)
+            removed += 1
+            if run.parent != folder and not any(run.parent.iterdir()):
+                run.parent.rmdir()  # the run name's folder, now empty
+    return removed
+
