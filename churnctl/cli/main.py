@@ -16,6 +16,7 @@ from churnctl.cli import (
     dvc,
     features,
     monitor,
+    parity,
     pipeline,
     profile,
     report,
@@ -81,7 +82,7 @@ def _root(
 
 
 for module in (run, backends, serve, report, deploy, monitor, stage, pipeline, tracking, dvc,
-               scan):
+               scan, parity):
     module.register(app)
 app.add_typer(profile.app, name="profile")
 app.add_typer(data.app, name="data")
