@@ -51,3 +51,50 @@ def generate(
         print_json(result)
     else:
         console().print(f"wrote {len(user_table):,} users and {len(events):,} events to {out}")
+
+
+@app.command("table")
+def table(
+    out: Annotated[Path, typer.Argument(help="File to write: .csv or .parquet.")] = Path(
+        "customers.csv"),
+    like: Annotated[str, typer.Option(
+        help="Shape of a public churn export: telecom, bank or numeric-telecom.")] = "telecom",
+    rows: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 7043,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same table.")] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """Write a sample customer table (one row per customer, a churn column) to try `--data` on.
+
+    Examples:
+
+      churnctl data table customers.csv
+
+      churnctl data table bank.parquet --like bank --rows 10000
+    """
+    from churnctl.errors import UserError
+
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UserError(f"{out}: name a .csv or .parquet file")
+    from churnctl.domain.sample_tables import SAMPLE_TABLES
+
+    if like not in SAMPLE_TABLES:
+        raise UserError(f"--like {like!r}: use one of {', '.join(SAMPLE_TABLES)}")
+    make, target, id_column = SAMPLE_TABLES[like]
+    frame = make(rows=rows, seed=seed)
+    from churnctl.atomic import atomic_path
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+    command = f"churnctl run --data {out} --target {target}"
+    result = {"file": str(out), "rows": len(frame), "columns": len(frame.columns),
+              "target": target, "id": id_column, "run": command}
+    if json_out:
+        print_json(result)
+    else:
+        console().print(f"wrote {len(frame):,} customers x {len(frame.columns)} columns to {out}"
+                        f" (target {target}); try: {command}")

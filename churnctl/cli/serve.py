@@ -170,7 +170,7 @@ def predict_command(
 
       churnctl predict
 
-      churnctl predict --as-of 2025-04-01 --out exports/april --top-k 500
+      churnctl predict --as-of 2025-04-30 --out exports/april --top-k 500
 
       churnctl predict --json | jq .rows_per_second
 
