@@ -39,6 +39,7 @@ def register(group: typer.Typer) -> None:
     group.command("promote")(promote_command)
     group.command("abort")(abort_command)
     group.command("retry")(retry_command)
+    group.command("analyze")(analyze_command)
 
 
 def require_rollouts(backend: Any, flag: str) -> None:
@@ -266,3 +267,61 @@ def retry_command(
       churnctl deploy retry --profile v4
     """
     _control("retry", profile, workspace, namespace, context, region, name, json_out)
+
+
+def analyze_command(
+    profile: ProfileOption = None,
+    namespace: NamespaceOption = None,
+    context: ContextOption = None,
+    region: RegionOption = None,
+    name: NameOption = DEFAULT_NAME,
+    prometheus: Annotated[str | None, typer.Option(
+        "--prometheus", help="Prometheus to query (default: the templates' address).")] = None,
+    abort_on_failure: Annotated[bool, typer.Option(
+        "--abort-on-failure", help="Abort the canary when the analysis fails.")] = False,
+    workspace: WorkspaceOption = Path("."),
+    json_out: JsonOption = False,
+) -> None:
+    """Evaluate the canary's analysis now (same PromQL and conditions as Argo).
+
+    Exit code 1 when the analysis fails or errors.
+
+    Examples:
+
+      churnctl deploy analyze --profile v4 --prometheus http://127.0.0.1:9090
+
+      churnctl deploy analyze --profile v4 --abort-on-failure
+    """
+    from churnctl.deploy.rollouts.check import check_canary
+
+    ws = workspace_at(workspace)
+    from churnctl.cli.deploy import _options
+    from churnctl.settings import resolve_profile_name
+
+    backend, options = _options(resolve_profile_name(profile, ws),
+                                {"namespace": namespace, "context": context})
+    require_rollouts(backend, "deploy analyze")
+    if region:
+        options = region_targets(options, region, False, None, context)[0][1]
+    templates = [o for o in backend.render(options) if o.get("kind") == "AnalysisTemplate"]
+    cluster = backend.connect(options)
+    try:
+        result, aborted = check_canary(cluster, options.namespace, name, templates,
+                                       address=prometheus, abort_on_failure=abort_on_failure)
+    finally:
+        cluster.close()
+    if json_out:
+        print_json({"phase": result.phase, "aborted": aborted, "message": result.message,
+                    "metrics": [{"name": m.name, "phase": m.phase, "count": m.count,
+                                 "failed": m.failed, "values": [x.value or x.message
+                                                                for x in m.measurements]}
+                                for m in result.metrics]})
+    else:
+        out = console()
+        out.print(f"analysis of {options.namespace}/{name}: {result.phase}"
+                  + (" (canary aborted)" if aborted else ""))
+        for metric in result.metrics:
+            values = ", ".join(x.value or x.message for x in metric.measurements)
+            out.print(f"  {metric.name}: {metric.phase} ({values})", markup=False)
+    if result.phase in ("Failed", "Error"):
+        raise typer.Exit(1)
