@@ -37,23 +37,52 @@ def plotly_asset(folder: Path) -> str:
     return name
 
 
+def _train_row(record: dict[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in record["stages"] if r["name"] == "train"), None)
+
+
+def _page_index(workspace: Workspace, train_artifact: str) -> Path:
+    """Where the report of the run that trained `train_artifact` is indexed: a no-op run finds
+    its page in one read, whatever the number of runs."""
+    return workspace.reports / ".pages" / "by-train" / f"{Path(train_artifact).name}.json"
+
+
 def _trained_by(workspace: Workspace, record: dict[str, Any]) -> dict[str, Any] | None:
     """The report of the earlier run that trained this run's (cached) model, if its page is
     still there."""
-    from churnctl.runs import list_records
-
-    train = next((r for r in record["stages"] if r["name"] == "train"), None)
+    train = _train_row(record)
     if train is None or train.get("status") != "cached" or not train.get("artifact"):
         return None
+    index = _page_index(workspace, train["artifact"])
+    if index.is_file():
+        report = json.loads(index.read_text())
+        if (workspace.root / report["html"]).is_file():
+            return report
+    return _trained_by_scan(workspace, record, train["artifact"])
+
+
+def _trained_by_scan(workspace: Workspace, record: dict[str, Any],
+                     artifact: str) -> dict[str, Any] | None:
+    """The same answer from every run record: for pages written before the index existed."""
+    from churnctl.runs import list_records
+
     for earlier in list_records(workspace):
         report = earlier.get("report") or {}
         if earlier["run_id"] == record["run_id"] or not report.get("html"):
             continue
-        rows = [r for r in earlier["stages"] if r["name"] == "train"]
-        if rows and rows[0].get("artifact") == train["artifact"] \
-                and (workspace.root / report["html"]).is_file():
+        row = _train_row(earlier)
+        if row and row.get("artifact") == artifact and (workspace.root / report["html"]).is_file():
+            _index_page(workspace, earlier)
             return report
     return None
+
+
+def _index_page(workspace: Workspace, record: dict[str, Any]) -> None:
+    from churnctl.atomic import write_json
+
+    train = _train_row(record)
+    if train and train.get("artifact") and (record.get("report") or {}).get("html"):
+        write_json(_page_index(workspace, train["artifact"]), record["report"])
 
 
 def write_run_report(workspace: Workspace, record: dict[str, Any],
@@ -100,6 +129,8 @@ def write_run_report(workspace: Workspace, record: dict[str, Any],
     shown = path.relative_to(workspace.root) if path.is_relative_to(workspace.root) else path
     record["report"] = {"html": str(shown), **numbers}
     save_record(workspace, record)
+    if out is None:
+        _index_page(workspace, record)
     return path
 
 
