@@ -104,3 +104,17 @@ def test_unknown_profile_is_bad_input(cli) -> None:
     result = cli("parity", "v1", "v9")
     assert result.exit_code == 2
     assert "unknown profile 'v9'" in result.stderr
+
+
+@pytest.mark.slow
+def test_v1_v3_features_through_feast_equal_pandas(cli) -> None:
+    """v3 swaps validate to Great Expectations and features to Feast: same data, same tables."""
+    pytest.importorskip("feast", reason="v3's features backend needs churnctl[feast]")
+    pytest.importorskip("great_expectations", reason="v3's validate needs churnctl[gx]")
+    result = cli("parity", "v1", "v3", "--json", *SMALL)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["runs"][1]["backends"]["features"] == "feast"
+    features = [c for c in report["checks"] if c["stage"] == "features"]
+    assert {c["subject"] for c in features if c["kind"] == "values"} >= {"train", "test"}
+    assert all(c["ok"] for c in report["checks"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import typer
 
 from churnctl.cli.common import (
@@ -57,25 +55,6 @@ def backends_command(json_out: JsonOption = False) -> None:
     console().print(table)
 
 
-def _binary_version(name: str) -> str:
-    from churnctl.registry import find_binary
-
-    path = find_binary(name)
-    if path is None:
-        return ""
-    for flag in ("--version", "version"):
-        try:
-            done = subprocess.run(
-                [path, flag], capture_output=True, text=True, timeout=5, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        text = (done.stdout or done.stderr).strip().splitlines()
-        if done.returncode == 0 and text:
-            return text[0][:60]
-    return path
-
-
 def doctor_command(
     profile: ProfileOption = None, workspace: WorkspaceOption = ".", json_out: JsonOption = False
 ) -> None:
@@ -85,39 +64,13 @@ def doctor_command(
 
     Example: churnctl doctor --profile v2
     """
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
+    from churnctl.doctor import doctor_checks
     from churnctl.profile import load_profile
-    from churnctl.registry import backend_class, describe
     from churnctl.settings import resolve_profile_name
 
     loaded = load_profile(resolve_profile_name(profile, workspace_at(workspace)))
-    rows = [{"binding": "python", "backend": "", "ok": True, "detail": platform.python_version()}]
-    for kind, binding in loaded.bindings().items():
-        info = describe(kind, binding.backend)
-        detail = (
-            "ok"
-            if info.installed
-            else (
-                "planned, not in this release"
-                if not info.implemented
-                else f"missing {', '.join(info.missing)}; {info.install_hint}"
-            )
-        )
-        if info.installed:
-            cls = backend_class(kind, binding.backend)
-            found = []
-            for module in cls.modules:
-                try:
-                    found.append(f"{module} {version(_dist(module))}")
-                except PackageNotFoundError:
-                    found.append(module)
-            found += [f"{exe}: {_binary_version(exe)}" for exe in cls.binaries]
-            detail = "; ".join(found) or "ok"
-        rows.append(
-            {"binding": kind, "backend": binding.backend, "ok": info.installed, "detail": detail}
-        )
+    rows = [{k: r[k] for k in ("binding", "backend", "ok", "detail")}
+            for r in doctor_checks(loaded)]
     healthy = all(r["ok"] for r in rows)
     if json_out:
         print_json({"profile": loaded.name, "ok": healthy, "checks": rows})
@@ -133,17 +86,6 @@ def doctor_command(
         console().print(table)
     if not healthy:
         raise typer.Exit(2)
-
-
-_DISTRIBUTIONS = {
-    "sklearn": "scikit-learn",
-    "kubernetes_validate": "kubernetes-validate",
-    "yaml": "pyyaml",
-}
-
-
-def _dist(module: str) -> str:
-    return _DISTRIBUTIONS.get(module, module)
 
 
 def register(app: typer.Typer) -> None:

@@ -131,3 +131,14 @@ def schema() -> None:
     from churnctl.profile import Profile
 
     print_json(Profile.model_json_schema())
+
+
+def _register_upgrade() -> None:
+    # The command lives in its own module (the gates run pipelines); importing it costs only
+    # typer, so `profile --help` stays light.
+    from churnctl.cli.profile_upgrade import upgrade_command
+
+    app.command("upgrade")(upgrade_command)
+
+
+_register_upgrade()

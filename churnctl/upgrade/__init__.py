@@ -1,0 +1,1 @@
+"""`churnctl profile upgrade`: plan, gates and the project-file write."""
