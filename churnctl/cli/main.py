@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from churnctl import __version__
 from churnctl.cli import (
     backends,
+    ci,
     data,
     deploy,
     dvc,
@@ -86,6 +87,7 @@ for module in (run, backends, serve, report, deploy, monitor, stage, pipeline, t
     module.register(app)
 app.add_typer(profile.app, name="profile")
 app.add_typer(data.app, name="data")
+app.add_typer(ci.app, name="ci")
 app.add_typer(runs.app, name="runs")
 app.add_typer(validate.app, name="validate")
 app.add_typer(features.app, name="features")
