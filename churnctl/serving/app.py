@@ -189,11 +189,8 @@ class _Api:
                 return None
             raise
         items = batch.items if batch else []
-        rows = [self.prediction(snapshot, item, p, as_of)
-                for item, p, as_of in zip(items, scores, dates, strict=True)]
-        return Response(fast_batch.dumps(
-            {"model_version": snapshot.version, "count": len(rows), "predictions": rows}),
-            media_type=JSON)
+        return Response(fast_batch.answer(items, scores, dates, snapshot.version,
+                                          snapshot.model.threshold), media_type=JSON)
 
     async def predict_batch(self, request: Request) -> Response:
         snapshot = self.snapshot()

@@ -101,27 +101,30 @@ def _accept(body: bytes, requests: RequestModels, max_batch: int) -> Batch | Non
     customers = data.get("customers")
     if type(customers) is not list or not customers or len(customers) > max_batch:
         return None
+    # Whole-list checks first (C loops): every item a one-key dict.
+    if set(map(type, customers)) != {dict} or set(map(len, customers)) != {1}:
+        return None
     kinds = _kinds(requests)
     width = len(requests.names)
     batch = Batch([])
     features_given = []
+    get_features = itemgetter("features")
     for position, customer in enumerate(customers):
-        if type(customer) is not dict or len(customer) != 1:
-            return None
-        features = customer.get("features")
-        if features is None:
+        try:
+            features = get_features(customer)
+        except KeyError:
             user_id = customer.get("user_id")
             kind = type(user_id)
             if kind is not str and (kind is not int or abs(user_id) > INT_EXACT):
                 return None
             batch.items.append(Item(user_id))
             batch.id_rows.append(position)
-        elif type(features) is dict and len(features) == width:  # the getters need all
-            batch.items.append(Item())
-            batch.feature_rows.append(position)
-            features_given.append(features)
-        else:
+            continue
+        if type(features) is not dict or len(features) != width:  # the getters need all
             return None
+        batch.items.append(Item())
+        batch.feature_rows.append(position)
+        features_given.append(features)
     if features_given and not _columns(batch, features_given, kinds):
         return None
     return batch
@@ -165,12 +168,14 @@ def feature_frame(batch: Batch, names: tuple[str, ...], table: Any
         return pd.DataFrame(batch.columns, copy=False), as_of
     if type(table) is not FeatureTable or table.missing_columns(names):
         return None
-    found = [table.index.get(str(batch.items[i].user_id)) for i in batch.id_rows]
+    lookup = table.index.get
+    found = list(map(lookup, map(str, (batch.items[i].user_id for i in batch.id_rows))))
     if None in found:
         return None
     rows = np.array(found, dtype=np.int64)
+    dates = table.as_of
     for position, row in zip(batch.id_rows, found, strict=True):
-        as_of[position] = table.as_of[row]
+        as_of[position] = dates[row]
     columns = {}
     for name in names:
         looked_up = table.columns[name][rows]
@@ -184,5 +189,11 @@ def feature_frame(batch: Batch, names: tuple[str, ...], table: Any
     return pd.DataFrame(columns, copy=False), as_of
 
 
-def dumps(data: Any) -> bytes:
-    return orjson.dumps(data)
+def answer(items: list[Item], scores: list[float], dates: list[str | None], version: int,
+           threshold: float) -> bytes:
+    """The batch's JSON answer: the same fields, in the same order, as the validated path's
+    `prediction` rows (local names in one comprehension: a third of the per-row cost)."""
+    rows = [{"user_id": item.user_id, "churn_probability": p, "churn_predicted": p >= threshold,
+             "model_version": version, "as_of": as_of}
+            for item, p, as_of in zip(items, scores, dates, strict=True)]
+    return orjson.dumps({"model_version": version, "count": len(rows), "predictions": rows})
