@@ -26,7 +26,6 @@ PLANNED: dict[str, str] = {
     "validate.gx-spark": "gx",
     "features.spark": "spark",
     "ingest.kafka": "kafka",
-    "serve.fastapi-ab": "serve",
 }
 
 

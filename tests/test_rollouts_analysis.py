@@ -11,7 +11,6 @@ cluster. Canaries: `healthy` serves the production model (pinned with --model-ve
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import subprocess
@@ -32,6 +31,7 @@ from churnctl.cli.main import app
 from churnctl.deploy.rollouts.analysis import analysis_templates, resolve_args
 from churnctl.deploy.rollouts.evaluate import run_analysis
 from tests.kube_emulator import running_emulator
+from tests.model_variants import register_corrupt, register_shifted
 from tests.prometheus_service import PROMETHEUS, free_port, running_prometheus
 from tests.rollouts_cluster import serve_argo_rollouts
 
@@ -49,22 +49,8 @@ ANALYSIS = {"interval": "1s", "count": 3, "failure_limit": 0, "window": "10s",
 
 def add_versions(workspace: Path) -> None:
     """v2: production's model with its log-odds shifted by +3; v3: a corrupted file."""
-    from churnctl.domain.model_registry import ModelRegistry
-    from churnctl.workspace import Workspace
-
-    registry = ModelRegistry(Workspace(workspace).registry)
-    production = registry.production()
-    assert production is not None and production.version == 1
-    model = registry.load_model(1)
-    slope, intercept = model.calibration or (1.0, 0.0)
-    broken = dataclasses.replace(model, calibration=(slope, intercept + 3.0))
-    for artifact in ("broken-scores", "broken-file"):
-        path = workspace / f"{artifact}.skops"
-        broken.save(path)
-        entry = registry.register(path, artifact, production.algorithm, {},
-                                  production.feature_schema, promote=False, decision="test")
-    corrupt = registry.model_path(entry.version)
-    corrupt.write_bytes(corrupt.read_bytes()[:-16] + b"0" * 16)
+    assert register_shifted(workspace) == 2
+    assert register_corrupt(workspace) == 3
 
 
 class Api:

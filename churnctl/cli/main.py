@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from churnctl import __version__
 from churnctl.cli import (
+    ab,
     backends,
     ci,
     data,
@@ -91,6 +92,7 @@ app.add_typer(ci.app, name="ci")
 app.add_typer(runs.app, name="runs")
 app.add_typer(validate.app, name="validate")
 app.add_typer(features.app, name="features")
+app.add_typer(ab.app, name="ab")
 
 
 def main() -> None:

@@ -239,14 +239,18 @@ class _Api:
         return _json({"status": "ready", "model_version": snapshot.version})
 
 
-def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] | None = None
-               ) -> FastAPI:
-    """The API for `workspace`'s registry; the model loads in the background once it starts."""
+def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] | None = None,
+               registry: Any = None) -> FastAPI:
+    """The API for `workspace`'s registry; the model loads in the background once it starts.
+
+    `registry`: where the model comes from instead of the options' source (an A/B variant's
+    alias, churnctl.ab.aliases)."""
     opts = options if isinstance(options, ServeOptions) else ServeOptions.model_validate(
         dict(options or {}))
     metrics = ServingMetrics(workspace)
     holder = ModelHolder(workspace, opts.max_batch, on_error=lambda _: metrics.reload_failed(),
-                         registry=model_registry_for(workspace, opts))
+                         registry=registry if registry is not None
+                         else model_registry_for(workspace, opts))
     api = _Api(holder, metrics, opts)
     token = load_token(opts.api_token_file)
 

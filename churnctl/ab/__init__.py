@@ -1,0 +1,1 @@
+"""A/B tests of model variants: sticky assignment, the assignment log, serving, the report."""
