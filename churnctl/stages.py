@@ -88,6 +88,12 @@ class Backend:
     # a subprocess). Everything it imports is found from the import graph (code_version.py).
     code_modules: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def services(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        """(service, where) pairs of what the backend reaches with these (profile) options and
+        someone must run: `profile diff` lists them for the target. Never a credential."""
+        return []
+
     def external_inputs(self, options: Any, workspace: Workspace) -> list[Path]:
         """Files outside the workspace whose content feeds this stage (part of its cache key)."""
         return []

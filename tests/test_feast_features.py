@@ -248,3 +248,88 @@ def test_features_commands_apply_materialize_get(feast_run, tmp_path: Path) -> N
     assert missing.exit_code == 2 and "999999999" in missing.output
     empty = invoke(tmp_path / "empty", "features", "get", "1")
     assert empty.exit_code == 2 and "no Feast feature repo" in empty.output
+
+
+def _online_events_times_ten(root: Path) -> pd.DataFrame:
+    """Rewrite every latest user's `events_30d` in the online store (x10 + 100), through Feast;
+    the artifact's latest.parquet keeps the old values. The rows written, for comparing."""
+    from churnctl.feast_store.store import open_store
+
+    rows = _source_rows(root)
+    newest = rows[rows["event_timestamp"] == rows["event_timestamp"].max()].copy()
+    newest["events_30d"] = newest["events_30d"] * 10 + 100
+    store = open_store(root / "feature_repo")
+    view = store.get_feature_view("user_activity")
+    keep = ["user_id", "event_timestamp", *[f.name for f in view.features]]
+    store.write_to_online_store("user_activity", newest[keep].reset_index(drop=True))
+    return newest
+
+
+def test_drift_and_batch_scoring_read_through_the_online_store(feast_run, tmp_path: Path
+                                                               ) -> None:
+    from churnctl.monitoring.check import CheckRequest, run_check
+    from churnctl.serving.batch import score_latest
+
+    root = tmp_path / "ws"
+    shutil.copytree(feast_run[0], root, symlinks=True)
+    ws = Workspace(root)
+    request = CheckRequest(profile="v1", overrides=["features.backend=feast"])
+    before = run_check(ws, request, log=lambda _: None)
+    assert before["current"]["kind"] == "online"
+    assert before["current"]["source"].startswith("Feast online store (sqlite)")
+    latest = pd.read_parquet(latest_artifact(ws, "features").table("latest"))
+    assert before["current"]["rows"] == len(latest)
+    assert "events_30d" not in before["failing"]
+    scored_before = score_latest(ws, out_dir=tmp_path / "p1")
+    changed = _online_events_times_ten(root)
+    after = run_check(ws, request, log=lambda _: None)
+    assert "events_30d" in after["failing"]  # latest.parquet alone would show no change
+    scored_after = score_latest(ws, out_dir=tmp_path / "p2")
+    one = pd.read_parquet(scored_before.files["parquet"]).set_index("user_id")
+    two = pd.read_parquet(scored_after.files["parquet"]).set_index("user_id")
+    moved = (one["churn_probability"] - two["churn_probability"]).abs() > 1e-12
+    assert moved[moved.index.isin(changed["user_id"])].mean() > 0.5
+    # Without Feast in the profile (pandas), the same workspace is read from the table.
+    with pytest.raises(Exception, match="no current data"):
+        run_check(ws, CheckRequest(profile="v1"), log=lambda _: None)
+
+
+def test_redis_down_ready_503_predict_503_run_exit_2_without_credentials(
+        feast_run, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from churnctl.serving.app import create_app
+    from tests.redis_service import start_redis
+
+    root = tmp_path / "ws"
+    shutil.copytree(feast_run[0], root, symlinks=True)
+    secret = "s3cret-pass"
+    process, address = start_redis(tmp_path, "--requirepass", secret)
+    connection = f"{address},password={secret}"
+    redis = [*FEAST, "--set", "features.online_store=redis",
+             "--set", f"features.redis_connection={connection}"]
+    try:
+        result = invoke(root, "run", "--json", *redis)
+        assert result.exit_code == 0, result.output
+        app = create_app(Workspace(root), {"reload_interval_seconds": 0})
+        app.state.holder.refresh()
+        client = TestClient(app)
+        assert client.get("/ready").status_code == 200
+        user = int(pd.read_parquet(latest_artifact(Workspace(root), "features").table(
+            "latest"))["user_id"][0])
+        assert client.post("/predict", json={"user_id": user}).status_code == 200
+    finally:
+        process.kill()  # Redis goes down under a serving API
+        process.wait(timeout=10)
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    reason = ready.json()["reason"]
+    assert f"redis at {address}" in reason and secret not in reason and "/" not in reason
+    down = client.post("/predict", json={"user_id": user})
+    assert down.status_code == 503 and address in down.json()["message"]
+    assert secret not in down.text
+    failed = invoke(root, "run", *redis)
+    assert failed.exit_code == 2
+    lines = [line for line in failed.output.splitlines() if address in line]
+    assert len(lines) == 1 and "does not answer" in lines[0] and secret not in failed.output
+    assert "Traceback" not in failed.output

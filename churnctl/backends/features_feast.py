@@ -50,6 +50,17 @@ class FeastFeatures(Backend):
     extra = "feast"
     modules = ("feast", "pandas", "pyarrow")
 
+    @classmethod
+    def services(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        """Redis when the online store is redis (host:port only: a `password=` in the
+        connection string is never shown); SQLite is a file in the workspace, nothing to run."""
+        if options.get("online_store", "sqlite") != "redis":
+            return []
+        default = FeastFeaturesOptions.model_fields["redis_connection"].default
+        text = str(options.get("redis_connection") or default)
+        hosts = ",".join(part for part in text.split(",") if "=" not in part)
+        return [("Redis", f"Feast online store at {hosts}")]
+
     def run(self, ctx: StageContext) -> StageOutput:
         import tempfile
 
@@ -58,9 +69,11 @@ class FeastFeatures(Backend):
         from churnctl.backends.features_pandas import PandasFeatures
         from churnctl.domain import features as F
         from churnctl.feast_store import store as S
+        from churnctl.feast_store.reachable import check_redis
         from churnctl.feast_store.repo import SOURCE_FILE, TIMESTAMP, write_repo
 
         opts: FeastFeaturesOptions = ctx.options
+        check_redis(opts)  # before the stage's work, not after it at materialize
         config = PandasFeatures.config(opts)
         users = pd.read_parquet(ctx.inputs["ingest"].table("users"))
         events = pd.read_parquet(ctx.inputs["ingest"].table("events"))

@@ -5,6 +5,11 @@ so the API serves from the online store when the newest features artifact was ma
 Feast backend. A row is stale when its feature timestamp is more than the TTL before the newest
 materialized day (not the wall clock: the built-in data is historical); stale rows are refused
 (409) or answered with `stale: true`, by the features option `stale_features`.
+
+A look-up is one `online_read` per feature view through the store's provider, with the views
+resolved from the registry once, here: `FeatureStore.get_online_features` re-resolves the
+feature references, converts the entity rows and builds a response proto on every call, which
+was ~4/5 of the look-up's time (pyinstrument; bench/results/feast.json has the figures).
 """
 
 from __future__ import annotations
@@ -20,10 +25,9 @@ from churnctl.feast_store.repo import (
     PROFILE_VIEW,
     REPO_DIR,
 )
+from churnctl.feast_store.store import public_connection
 from churnctl.serving.lookup import LookupRefused
 from churnctl.workspace import Workspace
-
-TS_SUFFIX = "__ts"  # feast.online_response.TIMESTAMP_POSTFIX
 
 
 class FeatureTime(str):
@@ -41,6 +45,7 @@ class OnlineFeatures:
         self.repo = workspace.root / meta.get("repo", REPO_DIR)
         self.store = open_store(self.repo)
         self.names = tuple(schema["numeric"]) + tuple(schema["categorical"])
+        self._categorical = frozenset(schema["categorical"])
         profile = set(PROFILE_NUMERIC) | set(schema["categorical"])
         self.refs = [f"{PROFILE_VIEW if n in profile else ACTIVITY_VIEW}:{n}" for n in self.names]
         self.ttl = timedelta(days=int(meta["ttl_days"]))
@@ -48,12 +53,84 @@ class OnlineFeatures:
         self.refuse_stale = meta.get("stale_features", "refuse") == "refuse"
         self.users = int(meta.get("latest_users", 0))
         self.where = self.store.config.online_store.type
+        self.connection = public_connection(self.store.config.online_store)
+        self._views: list[tuple[Any, list[str]]] | None = None
 
     def __len__(self) -> int:
         return self.users
 
     def missing_columns(self, names: tuple[str, ...]) -> list[str]:
         return [name for name in names if name not in self.names]
+
+    def _unavailable(self, exc: Exception) -> LookupRefused:
+        text = str(exc).strip().splitlines()
+        return LookupRefused(503, f"online feature store ({self.connection}) unavailable: "
+                                  f"{type(exc).__name__}: {text[0] if text else ''}")
+
+    def views(self) -> list[tuple[Any, list[str]]]:
+        """(FeatureView, its feature names we read), resolved from the registry once."""
+        if self._views is None:
+            wanted: dict[str, list[str]] = {}
+            for ref in self.refs:
+                view, name = ref.split(":", 1)
+                wanted.setdefault(view, []).append(name)
+            self._views = [(self.store.get_feature_view(view), names)
+                           for view, names in wanted.items()]
+        return self._views
+
+    def read(self, keys: list[int]) -> list[tuple[datetime | None, dict[str, Any]]]:
+        """Per key: the newest feature timestamp of its views (None: no row) and its values."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        entity_keys = [EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(int64_val=key)])
+                       for key in keys]
+        found: list[tuple[datetime | None, dict[str, Any]]] = [(None, {}) for _ in keys]
+        try:
+            provider, config = self.store.provider, self.store.config
+            for view, names in self.views():
+                rows = provider.online_read(config, view, entity_keys, names)
+                for i, (stamp, values) in enumerate(rows):
+                    if stamp is None or values is None:
+                        continue
+                    record = found[i][1]
+                    for name in names:
+                        value = values.get(name)
+                        field = value.WhichOneof("val") if value is not None else None
+                        record[name] = getattr(value, field) if field else None
+                    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+                    before = found[i][0]
+                    found[i] = (stamp if before is None or stamp > before else before, record)
+        except LookupRefused:
+            raise
+        except Exception as exc:  # the store is down (Redis stopped): the API answers 503
+            raise self._unavailable(exc) from exc
+        return found
+
+    def frame(self, chunk: int = 5_000) -> Any:
+        """Every user of the artifact's `latest` table as the online store has them now: the
+        id, `as_of` (the feature timestamp, naive UTC like the table's) and the features, in
+        the table's column order; users without an online row are left out."""
+        import pandas as pd
+
+        ids = [int(u) for u in pd.read_parquet(self.path, columns=[self.id_column])[
+            self.id_column].tolist()]
+        rows: list[tuple[datetime | None, dict[str, Any]]] = []
+        for start in range(0, len(ids), chunk):
+            rows += self.read(ids[start:start + chunk])
+        kept = [(uid, when, values) for uid, (when, values) in zip(ids, rows, strict=True)
+                if when is not None]
+        frame = pd.DataFrame({
+            self.id_column: pd.array([uid for uid, _, _ in kept], dtype="int64"),
+            "as_of": pd.to_datetime([when for _, when, _ in kept], utc=True).tz_localize(None),
+            **{name: [values.get(name) for _, _, values in kept] for name in self.names}})
+        numeric = [n for n in self.names if n not in self._categorical]
+        frame[numeric] = frame[numeric].astype("float64")
+        return frame
+
+    def check(self) -> None:
+        """Raise LookupRefused(503) when the online store does not answer (for `/ready`)."""
+        self.read([0])
 
     def get(self, user_id: str | int, names: tuple[str, ...]
             ) -> tuple[dict[str, Any], str | None] | None:
@@ -62,18 +139,9 @@ class OnlineFeatures:
             key = int(user_id)  # the entity's join key is an INT64 (churnctl.domain.schema)
         except (TypeError, ValueError):
             return None
-        try:
-            found = self.store.get_online_features(
-                features=self.refs, entity_rows=[{JOIN_KEY: key}],
-            ).to_dict(include_event_timestamps=True)
-        except Exception as exc:  # the store is down (Redis stopped): the API answers 503
-            raise LookupRefused(503, f"online feature store ({self.where}) unavailable: "
-                                     f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
-        stamps = [found[f"{name}{TS_SUFFIX}"][0] for name in self.names]
-        newest = max(stamps)
-        if not newest:
+        ((when, values),) = self.read([key])
+        if when is None:
             return None
-        when = datetime.fromtimestamp(newest, UTC)
         stamp = FeatureTime(when.isoformat())
         if self.newest - when > self.ttl:
             if self.refuse_stale:
@@ -81,4 +149,4 @@ class OnlineFeatures:
                                          f"{when.date()}, older than the {self.ttl.days}-day "
                                          f"TTL before {self.newest.date()}")
             stamp.stale = True
-        return {name: found[name][0] for name in names}, stamp
+        return {name: values.get(name) for name in names}, stamp

@@ -12,6 +12,7 @@ import shutil
 from typing import Any
 
 from churnctl.atomic import atomic_path, write_json
+from churnctl.feast_store.reachable import check_redis
 from churnctl.feast_store.repo import REPO_DIR, SOURCE_FILE, state_path, write_repo
 from churnctl.stages import ArtifactRef
 from churnctl.workspace import Workspace
@@ -30,6 +31,7 @@ def publish_store(workspace: Workspace, opts: Any, artifact: ArtifactRef, log: A
     from churnctl.backends.features_feast import SOURCE_TABLE, repo_spec
     from churnctl.feast_store import store as S
 
+    check_redis(opts)
     schema = artifact.meta("feature_schema")
     spec = repo_spec(opts, schema["numeric"])
     repo = workspace.root / REPO_DIR
@@ -49,7 +51,9 @@ def publish_store(workspace: Workspace, opts: Any, artifact: ArtifactRef, log: A
     if previous.get("source") != digest or not target.is_file():
         with atomic_path(target) as tmp:
             shutil.copyfile(artifact.table(SOURCE_TABLE), tmp)
-    store = S.open_store(repo, apply=True)
+    # `feast apply` only when the definitions may differ from the registry's: a new source file
+    # of the same repo changes no definition (apply re-reads both files and diffs the registry).
+    store = S.open_store(repo, apply=bool(changed) or not registry.is_file())
     stored = artifact.meta("feature_store")
     first = pd.Timestamp(stored["first_day"])
     end = S.end_of(pd.Timestamp(stored["last_day"]))

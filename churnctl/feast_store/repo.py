@@ -4,7 +4,10 @@ Three readable files a team can commit, rendered from the feature definitions of
 churnctl.domain.features and the backend options only (no timestamps, no absolute paths), so
 regenerating them is a no-op when nothing changed:
 
-- `feature_store.yaml`: project, registry and online store (both under `.churnctl/feast/`);
+- `feature_store.yaml`: project, registry and online store (both under `.churnctl/feast/`), and
+  the DuckDB offline store (Feast's point-in-time join in DuckDB: ~1 s where its Dask store took
+  ~10 s on the default data, the same rows and values; it reads the source's relative path from
+  the working directory, as Feast's CLI runs: churnctl.feast_store.store.in_repo);
 - `entities.py`: the entity `user`, join key `user_id`;
 - `features.py`: the Parquet source the features stage writes and two feature views over it,
   `user_activity` (windows and recency) and `user_profile` (static columns as of the day).
@@ -61,7 +64,7 @@ def feature_store_yaml(spec: RepoSpec) -> str:
         f"project: {spec.project}\n"
         "provider: local\n"
         f"registry: {spec.state_dir}/registry.db\n"
-        "offline_store:\n  type: dask\n"
+        "offline_store:\n  type: duckdb\n"
         f"online_store:\n{online}"
         "entity_key_serialization_version: 3\n"
     )

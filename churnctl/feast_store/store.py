@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 _LOAD_LOCK = threading.Lock()
+_CWD_LOCK = threading.Lock()
 
 
 # feast.metrics points prometheus_client at a multiprocess directory of its own when imported
@@ -49,6 +50,15 @@ def quiet_feast() -> None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def public_connection(online: Any) -> str:
+    """Where the online store is, for messages: Redis's host:port list without its parameters
+    (a `password=` must never be shown), or `sqlite` (no filesystem path in an API answer)."""
+    if getattr(online, "type", "") == "redis":
+        hosts = [part for part in str(online.connection_string).split(",") if "=" not in part]
+        return f"redis at {','.join(hosts)}"
+    return str(getattr(online, "type", "online"))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -108,6 +118,21 @@ def open_store(repo: Path, apply: bool = False) -> FeatureStore:
 
 
 @contextlib.contextmanager
+def in_repo(store: FeatureStore) -> Any:
+    """Run with the repo as the working directory, as Feast's CLI does (`feast apply` chdirs
+    into the repo): Feast's DuckDB offline store opens a FileSource's relative path from the
+    working directory, and the generated repo keeps its paths relative so a team can commit it.
+    Only offline work (the join, materialize) runs in here; serving's online reads never do."""
+    with _CWD_LOCK:
+        before = os.getcwd()
+        os.chdir(store.repo_path)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+
+@contextlib.contextmanager
 def _silenced() -> Any:
     """Feast prints progress to stdout, which `--json` output must not contain."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -130,13 +155,15 @@ def historical(store: FeatureStore, spec: RepoSpec, entities: pd.DataFrame) -> p
     frame[TIMESTAMP] = utc(frame[TIMESTAMP])
     frame["_row"] = range(len(frame))
     try:
-        with _silenced():
+        with _silenced(), in_repo(store):
             joined = store.get_historical_features(
                 entity_df=frame, features=spec.feature_refs()).to_df()
     except Exception as exc:
         raise DataError(f"feast point-in-time join: {_one_line(exc)}") from None
     joined = joined.sort_values("_row", kind="stable").drop(columns="_row").reset_index(drop=True)
     joined[TIMESTAMP] = joined[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None)
+    if str(entities["as_of"].dtype).startswith("datetime64["):  # DuckDB answers in us
+        joined[TIMESTAMP] = joined[TIMESTAMP].astype(entities["as_of"].dtype)
     return joined.rename(columns={TIMESTAMP: "as_of"})
 
 
@@ -150,17 +177,19 @@ def materialize(store: FeatureStore, end: datetime, start: datetime, incremental
     end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
     start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
     online = store.config.online_store
-    where = getattr(online, "connection_string", None) or getattr(online, "path", "")
+    where = public_connection(online)
+    if where == "sqlite":
+        where = f"sqlite at {getattr(online, 'path', '')}"
     try:
-        with _silenced():
+        with _silenced(), in_repo(store):
             if incremental:
                 store.materialize_incremental(end_date=end)
             else:
                 store.materialize(start_date=start, end_date=end)
     except Exception as exc:
-        kind = getattr(online, "type", "online")
-        raise UserError(f"feast materialize into the {kind} store at {where}: "
-                        f"{_one_line(exc)}") from None
+        raise UserError(f"feast materialize into the online store ({where}): "
+                        f"{_one_line(exc)}; start it, or set features.redis_connection / "
+                        "features.online_store") from None
     return {"online_store": getattr(online, "type", ""), "start": None if incremental
             else start.isoformat(), "end": end.isoformat(), "incremental": incremental}
 
@@ -170,5 +199,5 @@ def end_of(last_day: pd.Timestamp) -> datetime:
     return (last_day.to_pydatetime().replace(tzinfo=UTC) + timedelta(seconds=1))
 
 
-__all__ = ["JOIN_KEY", "end_of", "historical", "load_definitions", "materialize", "open_store",
-           "quiet_feast", "utc"]
+__all__ = ["JOIN_KEY", "end_of", "historical", "in_repo", "load_definitions", "materialize",
+           "open_store", "quiet_feast", "utc"]

@@ -51,6 +51,12 @@ def _profile_ingest_files(request: CheckRequest, workspace: Workspace) -> dict[s
             if name in binding.options} or None
 
 
+def _features_backend(request: CheckRequest) -> str:
+    from churnctl.profile import load_profile
+
+    return load_profile(request.profile, request.overrides).stages["features"].backend
+
+
 def run_check(workspace: Workspace, request: CheckRequest, log: Any = print) -> dict[str, Any]:
     """Compare reference and current; return the result (also written to reports/drift/)."""
     from churnctl.monitoring import sources
@@ -60,13 +66,18 @@ def run_check(workspace: Workspace, request: CheckRequest, log: Any = print) -> 
     reference = sources.resolve_reference(workspace, request.reference_run, request.reference_set)
     numeric, categorical = sources.select_features(reference, request.features)
     if request.current is not None:
-        current = sources.load_current(request.current, reference)
+        current = sources.load_current(request.current, reference, workspace)
     else:
         raw = _profile_ingest_files(request, workspace)
-        if raw is None:
+        store = (sources.current_from_profile_store(workspace)
+                 if raw is None and _features_backend(request) == "feast" else None)
+        if store is not None:
+            current = store
+        elif raw is None:
             raise UserError("no current data: pass --current PATH (a folder with users + events "
                             "files, or a features table), or bind ingest to `files` in the profile")
-        current = sources.snapshot_from_raw(raw, reference)
+        else:
+            current = sources.snapshot_from_raw(raw, reference)
     if request.retrain and current.kind != "raw" and request.current is not None:
         raise UserError(f"--retrain needs raw data to train on: {request.current} is a features "
                         "table; give --current a folder with users + events files")

@@ -132,15 +132,39 @@ def raw_files(folder: Path) -> dict[str, Path] | None:
     return {"users": users, "events": events} if users and events else None
 
 
-def load_current(path: Path, reference: Reference) -> Current:
+def snapshot_from_features(workspace: Workspace, latest: Path) -> Current:
+    """A features artifact's newest snapshot, read through the backend that made it: a Feast
+    artifact's from its online store (what `/predict` serves now), else its `latest` table."""
+    from churnctl.serving.lookup import read_latest_frame
+
+    frame, source = read_latest_frame(workspace, latest)
+    online = source != str(latest)
+    as_of = (str(pd.to_datetime(frame["as_of"]).max().date())
+             if "as_of" in frame.columns and len(frame) else None)
+    return Current(frame, f"{source} of {latest.parent}" if online else source,
+                   "online" if online else "features", as_of=as_of)
+
+
+def current_from_profile_store(workspace: Workspace) -> Current | None:
+    """With a Feast features backend, the current side by default: the online store of the
+    newest features artifact. None when the newest artifact was not made by Feast."""
+    from churnctl.serving.lookup import latest_features_path
+
+    latest = latest_features_path(workspace)
+    if latest is None:
+        return None
+    current = snapshot_from_features(workspace, latest)
+    return current if current.kind == "online" else None
+
+
+def load_current(path: Path, reference: Reference, workspace: Workspace) -> Current:
     """The current snapshot from a raw-data folder, a features artifact folder or a file."""
     if path.is_dir():
         raw = raw_files(path)
         if raw is not None:
             return snapshot_from_raw(raw, reference)
         if (path / "latest.parquet").is_file():
-            return Current(pd.read_parquet(path / "latest.parquet"), str(path / "latest.parquet"),
-                           "features")
+            return snapshot_from_features(workspace, path / "latest.parquet")
         raise DataError(f"{path}: expected users + events files (users.parquet/events.parquet "
                         "or .csv) or a features folder with latest.parquet")
     if path.is_file():

@@ -231,11 +231,19 @@ class _Api:
             "threshold": snapshot.model.threshold, "scorer": snapshot.scorer.kind,
             "feature_schema": snapshot.model.schema})
 
-    def ready(self) -> Response:
+    async def ready(self) -> Response:
         snapshot = self.holder.current
         if snapshot is None:
             return _json({"status": "not ready",
                           "reason": public_reason(self.holder.not_ready_reason())}, 503)
+        # A source that can be down (the Feast online store on Redis) is asked on each probe:
+        # a pod whose user_id look-ups would all fail is taken out of rotation.
+        check = getattr(self.holder.features, "check", None)
+        if check is not None:
+            try:
+                await run_in_threadpool(check)
+            except LookupRefused as exc:
+                return _json({"status": "not ready", "reason": public_reason(str(exc))}, 503)
         return _json({"status": "ready", "model_version": snapshot.version})
 
 
@@ -299,10 +307,11 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
     async def live() -> Response:
         return Response(b'{"status":"alive"}', media_type=JSON)
 
-    @app.get("/ready", summary="200 once a model is loaded, else 503 with the reason",
+    @app.get("/ready", summary="200 once a model is loaded (and the online feature store "
+             "answers, in v3), else 503 with the reason",
              responses=_errors(503))
     async def ready() -> Response:
-        return api.ready()
+        return await api.ready()
 
     @app.get("/model", summary="The served model: version, metrics, feature schema",
              responses={200: {"model": ModelInfo}, **_errors(503)})

@@ -22,7 +22,7 @@ from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.errors import DataError, UserError
 from churnctl.serving.layout import UnknownCategory
-from churnctl.serving.lookup import latest_features_path
+from churnctl.serving.lookup import latest_features_path, read_latest_frame
 from churnctl.serving.scoring import Scorer, compile_scorer
 from churnctl.workspace import Workspace
 
@@ -153,7 +153,10 @@ def score_latest(
         raise UserError(f"no features artifact in {workspace.root}; build one with `churnctl run`")
     model = registry.load_model(entry.version)  # checked against the recorded sha256
     id_column = model.id_column
-    frame = pd.read_parquet(path)
+    if features_path is None:  # the artifact's, through its features backend (Feast in v3)
+        frame, _ = read_latest_frame(workspace, path, id_column)
+    else:
+        frame = pd.read_parquet(path)
     if id_column not in frame.columns:
         raise DataError(f"{path} has no {id_column!r} column to identify users")
     frame, later = select_snapshots(frame, id_column, as_of)

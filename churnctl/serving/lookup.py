@@ -84,16 +84,38 @@ def latest_features_path(workspace: Workspace) -> Path | None:
     return artifact.table(LATEST)
 
 
+def _feature_store(path: Path) -> tuple[Any, dict[str, Any]] | None:
+    """(artifact, its `feature_store` meta) when the Feast backend made the features artifact
+    `path` is in, else None."""
+    from churnctl.artifacts import MANIFEST, ArtifactRef
+
+    if not (path.parent / MANIFEST).is_file():
+        return None
+    artifact = ArtifactRef.load(path.parent)
+    store = artifact.meta("feature_store", None)
+    return None if store is None else (artifact, store)
+
+
 def open_feature_source(workspace: Workspace, path: Path, id_column: str) -> Any:
     """The look-up source of the features artifact `path` is in: its Feast online store when
     the features backend made one (v3), else the `latest` table itself."""
-    from churnctl.artifacts import MANIFEST, ArtifactRef
-
-    manifest = path.parent / MANIFEST
-    artifact = ArtifactRef.load(path.parent) if manifest.is_file() else None
-    store = artifact.meta("feature_store", None) if artifact is not None else None
-    if store is None:
+    found = _feature_store(path)
+    if found is None:
         return FeatureTable.read(path, id_column)
     from churnctl.feast_store.online import OnlineFeatures
 
+    artifact, store = found
     return OnlineFeatures(workspace, store, artifact.meta("feature_schema"), path, id_column)
+
+
+def read_latest_frame(workspace: Workspace, path: Path, id_column: str = "user_id"
+                      ) -> tuple[Any, str]:
+    """Every user's newest features as a DataFrame, read through the features backend that
+    made them, and where they came from: the Feast online store (v3; what `/predict` serves),
+    else the table itself. Batch scoring and drift monitoring read here, never around it."""
+    import pandas as pd
+
+    if _feature_store(path) is None:
+        return pd.read_parquet(path), str(path)
+    online = open_feature_source(workspace, path, id_column)
+    return online.frame(), f"Feast online store ({online.connection})"
