@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated
 
 import typer
@@ -13,6 +15,9 @@ app = typer.Typer(
 )
 
 STAGES = ("ingest", "validate", "features", "train", "serve", "deploy")
+
+# A password inside an option value (Redis's `host:port,password=...`) is never printed.
+_PASSWORD = re.compile(r"(password=)[^,\"']*", re.IGNORECASE)
 
 NameArg = Annotated[str, typer.Argument(help="Shipped profile name (v1..v4) or a YAML path.")]
 
@@ -66,21 +71,33 @@ def show(name: NameArg, json_out: JsonOption = False) -> None:
 
 @app.command("diff")
 def diff(a: NameArg, b: NameArg, json_out: JsonOption = False) -> None:
-    """What changes per stage from profile A to B: backends, options, extras to install.
+    """What changes per stage from profile A to B: backends, options, extras to install,
+    and the services B's backends need (Redis for a Feast online store on Redis).
 
-    Example: churnctl profile diff v1 v2
+    Examples:
+
+      churnctl profile diff v1 v2
+
+      churnctl profile diff v2 v3 --json
     """
     from churnctl.profile import diff_profiles, load_profile
-    from churnctl.registry import describe
+    from churnctl.registry import backend_class, describe
 
     left, right = load_profile(a), load_profile(b)
-    rows = diff_profiles(left, right)
+    rows = json.loads(_PASSWORD.sub(r"\1***", json.dumps(diff_profiles(left, right))))
+    target = right.bindings()
+    needed = []
     for row in rows:
         info = describe(row["binding"], row["to"]) if row["to"] else None
         row["extra"] = info.extra if info and row["from"] != row["to"] else None
         row["available"] = bool(info and info.installed)
+        binding = target.get(row["binding"])
+        found = (backend_class(row["binding"], binding.backend).services(binding.options)
+                 if binding is not None and info is not None and info.implemented else [])
+        row["services"] = [{"name": name, "why": why} for name, why in found]
+        needed += [{"binding": row["binding"], **s} for s in row["services"]]
     if json_out:
-        print_json({"from": left.name, "to": right.name, "changes": rows})
+        print_json({"from": left.name, "to": right.name, "changes": rows, "services": needed})
         return
     table = new_table(title=f"{left.name} -> {right.name}")
     for column in ("binding", "backend", "options changed", "needs"):
@@ -101,8 +118,11 @@ def diff(a: NameArg, b: NameArg, json_out: JsonOption = False) -> None:
             needs = f"pip install 'churnctl[{row['extra']}]'"
             if not row["available"]:
                 needs += " (not available here)"
+        needs = "; ".join([needs] * bool(needs) + [s["name"] for s in row["services"]])
         table.add_row(row["binding"], backend, escape(options), escape(needs))
     console().print(table)
+    console().print(f"services {right.name} needs: " + (escape("; ".join(
+        f"{s['name']} ({s['why']})" for s in needed)) or "none"))
 
 
 @app.command("validate")
