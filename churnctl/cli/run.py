@@ -36,7 +36,8 @@ SetOption = Annotated[
 DataOption = Annotated[
     Path | None,
     typer.Option("--data", help="Your own customer table (CSV, Parquet or Excel; one row per "
-                                "customer): switches ingest/validate/features to `table`.",
+                                "customer): switches ingest/validate/features to `table` "
+                                "(validate to `gx-table` where the profile validates with GX).",
                  dir_okay=False, show_default=False),
 ]
 TargetOption = Annotated[
@@ -97,8 +98,10 @@ class StageProgress:
 
 
 def data_overrides(data: Path | None, target: str | None, id_column: str | None,
-                   time: str | None, positive: str | None, workspace: Path) -> list[str]:
-    """`--data ...` as the `--set` overrides it stands for (explicit --set items still win)."""
+                   time: str | None, positive: str | None, workspace: Path,
+                   validator: str = "table") -> list[str]:
+    """`--data ...` as the `--set` overrides it stands for (explicit --set items still win);
+    `validator` is the customer-table validate backend (table_validator)."""
     from churnctl.errors import UserError
 
     given = {"--target": target, "--id": id_column, "--time": time, "--positive": positive}
@@ -116,10 +119,24 @@ def data_overrides(data: Path | None, target: str | None, id_column: str | None,
     # JSON-quoted values stay strings under YAML parsing ("Yes" would become true, "1" 1).
     options = {"path": str(shown), "target": target, "id": id_column, "time": time,
                "positive": positive}
-    overrides = ["ingest.backend=table", "validate.backend=table", "features.backend=table"]
+    overrides = ["ingest.backend=table", f"validate.backend={validator}",
+                 "features.backend=table"]
     overrides += [f"ingest.{key}={json.dumps(value)}" for key, value in options.items()
                   if value is not None]
     return overrides
+
+
+def table_validator(data: Path | None, profile: str | None, workspace: Any) -> str:
+    """The validate backend `--data` switches to: the GX gate's table suite when the profile
+    validates with GX (v3), else the pandas checks."""
+    if data is None:
+        return "table"
+    from churnctl.profile import load_profile
+    from churnctl.settings import resolve_profile_name
+
+    binding = load_profile(resolve_profile_name(profile, workspace_at(workspace))
+                           ).stages.get("validate")
+    return "gx-table" if binding is not None and binding.backend == "gx" else "table"
 
 
 def _runner(profile: str | None, workspace: Any, overrides: list[str], log: Any,
@@ -175,7 +192,8 @@ def run_command(
 
     err = err_console()
     progress = StageProgress(err)
-    overrides = data_overrides(data, target, id_column, time, positive, workspace) + overrides
+    overrides = data_overrides(data, target, id_column, time, positive, workspace,
+                               table_validator(data, profile, workspace)) + overrides
     runner = _runner(profile, workspace, overrides, progress.log, verify, promote)
     with workspace_lock(runner.workspace, "churnctl run", wait=not no_wait, log=progress.log):
         try:
@@ -252,7 +270,8 @@ def plan_command(
 
       churnctl plan --data customers.csv --target Churn
     """
-    overrides = data_overrides(data, target, id_column, time, positive, workspace) + overrides
+    overrides = data_overrides(data, target, id_column, time, positive, workspace,
+                               table_validator(data, profile, workspace)) + overrides
     runner = _runner(profile, workspace, overrides, log=lambda _m: None)
     steps = runner.plan(only=only, start=start, force=force)
     rows = [{"stage": s.stage, "backend": s.backend, "status": s.status, "reason": s.reason}

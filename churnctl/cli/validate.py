@@ -27,6 +27,7 @@ from churnctl.cli.common import (
 app = typer.Typer(help="The data quality gate (Great Expectations suites).",
                   no_args_is_help=True)
 TABLES = ("users", "events")
+CUSTOMERS = "customers"  # validate.gx-table's suite, shown once a `--data` run wrote it
 
 
 def _gate_options(profile: str | None, root: Any) -> Any:
@@ -53,7 +54,8 @@ def suite_rows(root: Path, options: Any) -> list[dict[str, Any]]:
     generated = event_data_specs(columns, min_rows=options.min_rows,
                                  max_rows=options.max_rows)
     rows = []
-    for table in TABLES:
+    customers = root / "gx" / "expectations" / f"{suite_name(CUSTOMERS)}.json"
+    for table in (*TABLES, *([CUSTOMERS] if customers.is_file() else [])):
         path = root / "gx" / "expectations" / f"{suite_name(table)}.json"
         if not path.is_file():
             rows += [{"table": table, "column": s.column, "kind": s.kind,
@@ -86,7 +88,8 @@ def suite(
     workspace: WorkspaceOption = ".",
     edit: Annotated[bool, typer.Option("--edit", help="Open the suite in $EDITOR, then "
                                        "check it; expectations you add are kept.")] = False,
-    table: Annotated[str, typer.Option(help="Suite to edit: users or events.")] = "events",
+    table: Annotated[str, typer.Option(help="Suite to edit: users, events or customers.")
+                     ] = "events",
     json_out: JsonOption = False,
 ) -> None:
     """Show every expectation the validate gate checks (critical stops the run).
@@ -97,8 +100,8 @@ def suite(
 
     root = workspace_at(workspace)
     if edit:
-        if table not in TABLES:
-            raise UserError(f"--table {table!r}: use one of {', '.join(TABLES)}")
+        if table not in (*TABLES, CUSTOMERS):
+            raise UserError(f"--table {table!r}: use one of {', '.join((*TABLES, CUSTOMERS))}")
         _edit(root.root, table)
     rows = suite_rows(root.root, _gate_options(profile, root))
     if json_out:

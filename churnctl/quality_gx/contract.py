@@ -69,7 +69,7 @@ class ExpectationSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def severity(self, overrides: dict[str, str]) -> str:
-        return overrides.get(self.kind, DEFAULT_SEVERITY[self.kind])
+        return overrides[self.kind] if self.kind in overrides else DEFAULT_SEVERITY[self.kind]
 
     def describe(self) -> str:
         shown = {k: v for k, v in self.kwargs.items() if k not in ("column", "column_list")}
