@@ -15,7 +15,7 @@ $(VENV)/.installed-v1: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[v3,spark,dev]'
+	$(PY) -m pip install --quiet -e '.[v3,spark,kafka,dev]'
 	python3 -m venv $(VENV)/tools/semgrep  # semgrep pins opentelemetry 1.37: its own venv
 	$(VENV)/tools/semgrep/bin/pip install --quiet 'semgrep>=1.100'
 	python3 -m venv $(VENV)/tools/checkov  # checkov pins its own versions: its own venv too

@@ -27,6 +27,7 @@ from churnctl.cli import (
     scan,
     serve,
     stage,
+    stream,
     tracking,
     validate,
 )
@@ -84,7 +85,7 @@ def _root(
 
 
 for module in (run, backends, serve, report, deploy, monitor, stage, pipeline, tracking, dvc,
-               scan, parity):
+               scan, parity, stream):
     module.register(app)
 app.add_typer(profile.app, name="profile")
 app.add_typer(data.app, name="data")
