@@ -228,7 +228,8 @@ def test_custom_overlay_directory(tmp_path: Path) -> None:
 
 
 def test_render_errors_are_one_line(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"unknown overlay 'qa': use one of production, staging"):
+    with pytest.raises(UserError, match=r"unknown overlay 'qa': use one of eu-west-1, "
+                                        r"production, staging, us-east-1"):
         render("qa", root=K8S)
     broken = tmp_path / "broken"
     broken.mkdir()

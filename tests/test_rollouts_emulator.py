@@ -71,6 +71,10 @@ def test_canary_lifecycle_start_status_promote(emulator: Emulator, tmp_path: Pat
     assert live["status"]["stableRS"] == stable  # the apply leaves the controller's status
 
     controller.pause_after_analysis(1, {"error-ratio": "[0]", "score-psi": "[0.013]"})
+    waited = churnctl("deploy", "status", "--watch", "--interval", "0.1", "--timeout", "0.5",
+                      workspace=tmp_path)
+    assert waited.exit_code == 2 and "still Paused after 0.5s of --watch" in waited.output
+    assert "weights canary 10% / stable 90%" in waited.output
     shown = churnctl("deploy", "status", "--json", workspace=tmp_path)
     assert shown.exit_code == 0, shown.output
     summary = json.loads(shown.stdout)
@@ -104,6 +108,8 @@ def test_canary_lifecycle_start_status_promote(emulator: Emulator, tmp_path: Pat
     controller.reconcile()
     done = json.loads(churnctl("deploy", "status", "--json", workspace=tmp_path).stdout)
     assert done["phase"] == "Healthy" and done["weights"] == {"canary": 0, "stable": 100}
+    watched = churnctl("deploy", "status", "--watch", workspace=tmp_path)  # finished: returns
+    assert watched.exit_code == 0 and "Healthy" in watched.output
 
     # Bad input: promote or abort with nothing in progress is one line, exit 2, no patch.
     count = len(status_patches(emulator))
@@ -169,3 +175,34 @@ def test_promote_patches_follow_the_plugin() -> None:
     spec_paused["spec"]["paused"] = True
     assert promote_patches(spec_paused, full=False)[0] == {"spec": {"paused": False}}
     assert promote_patches(base, full=True)[:2] == (None, {"status": {"promoteFull": True}})
+
+
+def test_a_model_canary_in_one_region_pins_a_registered_version(
+    emulator: Emulator, finished_workspace: Path
+) -> None:
+    from tests.model_variants import register_shifted
+
+    assert register_shifted(finished_workspace) == 2
+    controller = Controller(emulator)
+    first = churnctl("deploy", "--region", "eu-west-1", workspace=finished_workspace)
+    assert first.exit_code == 0, first.output
+    controller.settle_stable()
+    before = controller.rollout()
+
+    unknown = churnctl("deploy", "--canary", "--model-version", "9", "--region", "eu-west-1",
+                       workspace=finished_workspace)
+    assert unknown.exit_code == 2
+    assert "--model-version 9 is not in the registry" in unknown.output
+    assert controller.rollout() == before  # nothing changed
+
+    started = churnctl("deploy", "--canary", "--model-version", "2", "--region", "eu-west-1",
+                       workspace=finished_workspace)
+    assert started.exit_code == 0, started.output
+    live = controller.rollout()
+    assert live["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == [
+        "--model-version", "2"]
+    assert live["metadata"]["labels"]["churnctl.io/region"] == "eu-west-1"
+    controller.begin_canary()
+    summary = json.loads(churnctl("deploy", "status", "--json", "--region", "eu-west-1",
+                                  workspace=finished_workspace).stdout)
+    assert summary["model_version"] == 2 and summary["canary_revision"]

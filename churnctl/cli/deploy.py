@@ -254,7 +254,7 @@ def deploy(
             raise type(exc)(f"region {name}: {exc} (done: {', '.join(done) or 'none'}; not "
                             f"started: {', '.join(rest) or 'none'})") from None
         if name is not None and not json_out:
-            _human(output).print(f"region {name}: done")
+            _human(output).print(f"region {name}: {'valid' if dry_run else 'done'}")
     if json_out:
         print_json(results[0] if len(targets) == 1 else {"regions": results})
 
