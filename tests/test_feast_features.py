@@ -184,6 +184,7 @@ def test_redis_online_store_serves_and_a_stopped_redis_is_one_line(
     record, stamp = online.get(int(latest["user_id"][0]), ("events_30d", "plan"))
     assert record == {"events_30d": latest["events_30d"][0], "plan": latest["plan"][0]}
     assert stamp.startswith("2025-04-10")
+    assert online.get(10**9, ("events_30d",)) is None  # Redis has no key: no row, not stale
     down = f"127.0.0.1:{free_port()}"
     failed = invoke(root, "run", *FEAST, "--set", "features.online_store=redis",
                     "--set", f"features.redis_connection={down}")

@@ -93,11 +93,13 @@ class OnlineFeatures:
                 for i, (stamp, values) in enumerate(rows):
                     if stamp is None or values is None:
                         continue
+                    fields = {name: values[name].WhichOneof("val") if name in values else None
+                              for name in names}
+                    if not any(fields.values()):
+                        continue  # Redis answers a key it lacks with empty values at epoch 0
                     record = found[i][1]
-                    for name in names:
-                        value = values.get(name)
-                        field = value.WhichOneof("val") if value is not None else None
-                        record[name] = getattr(value, field) if field else None
+                    for name, field in fields.items():
+                        record[name] = getattr(values[name], field) if field else None
                     stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
                     before = found[i][0]
                     found[i] = (stamp if before is None or stamp > before else before, record)
