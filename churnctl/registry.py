@@ -109,7 +109,7 @@ def missing_requirements(cls: type[Backend]) -> list[str]:
     """Modules and binaries the backend needs that this machine lacks (nothing is imported)."""
     missing = [f"python module {m}" for m in cls.modules if importlib.util.find_spec(m) is None]
     missing += [f"executable {exe}" for exe in cls.binaries if find_binary(exe) is None]
-    return missing
+    return missing + cls.requirement_problems()
 
 
 def require_available(cls: type[Backend]) -> None:

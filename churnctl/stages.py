@@ -89,6 +89,13 @@ class Backend:
     code_modules: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
+    def requirement_problems(cls) -> list[str]:
+        """What this machine lacks beyond `modules` and `binaries` (a Java too old for Spark),
+        each a phrase that reads after "needs"; checked by plan and doctor, never importing
+        the backend's library."""
+        return []
+
+    @classmethod
     def services(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
         """(service, where) pairs of what the backend reaches with these (profile) options and
         someone must run: `profile diff` lists them for the target. Never a credential."""

@@ -88,10 +88,13 @@ class PandasFeatures(Backend):
         import pandas as pd
 
         from churnctl.domain import features as F
+        from churnctl.domain.feature_inputs import check_parquet_inputs
 
         config = self.config(ctx.options)
-        users = pd.read_parquet(ctx.inputs["ingest"].table("users"))
-        events = pd.read_parquet(ctx.inputs["ingest"].table("events"))
+        users_path, events_path = (ctx.inputs["ingest"].table(t) for t in ("users", "events"))
+        check_parquet_inputs(users_path, events_path)
+        users = pd.read_parquet(users_path)
+        events = pd.read_parquet(events_path)
         activity, days, labelled = self.labelled(users, events, config)
         train, test = self.split(labelled, config)
         latest = F.snapshots(activity, users, [activity.days - 1], config, with_labels=False)
