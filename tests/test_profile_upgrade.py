@@ -185,3 +185,22 @@ def test_a_worse_model_is_refused_and_nothing_is_written(cli, tmp_path: Path) ->
     # Judged on the same rows (every test row of v1), not refused as incomparable.
     assert "worse than v1 beyond the margin" in result.stdout
     assert (tmp_path / "churnctl.yaml").read_text() == PROJECT
+
+
+@pytest.mark.slow
+def test_v1_project_upgrades_to_v3_with_the_features_parity_and_scan_gates(
+        cli, tmp_path: Path) -> None:
+    """v3 swaps features to Feast (the parity gate compares them) and scans (the scan gate)."""
+    pytest.importorskip("feast", reason="v3's features backend needs churnctl[feast]")
+    pytest.importorskip("great_expectations", reason="v3's validate needs churnctl[gx]")
+    (tmp_path / "churnctl.yaml").write_text(PROJECT)
+    result = cli("profile", "upgrade", "--to", "v3", "--gate", "--write", "--format", "json",
+                 *SMALL)
+    assert result.exit_code == 0, result.output
+    gates = {g["name"]: g for g in json.loads(result.stdout)["gates"]}
+    assert gates["features"]["passed"] is True and "pandas -> feast" in gates["features"]["detail"]
+    assert gates["validate"]["passed"] is True and "gx" in gates["validate"]["detail"]
+    assert gates["model"]["passed"] is True
+    assert gates["scan"]["passed"] is True and "clean at HIGH" in gates["scan"]["detail"]
+    assert (tmp_path / "churnctl.yaml").read_text() == PROJECT.replace("profile: v1",
+                                                                       "profile: v3")
