@@ -62,6 +62,8 @@ def test_a_password_in_an_option_is_never_printed() -> None:
     text = json.dumps(plan.to_dict()) + markdown(plan)
     assert "s3cret" not in text
     assert "password=***" in text
+    # The backend's own services hook names what to run: Redis, at its host:port.
+    assert {"name": "Redis", "why": "Feast online store at 127.0.0.1:6379"} in plan.services
 
 
 def test_kubernetes_objects_that_appear_are_listed(tmp_path: Path) -> None:

@@ -65,6 +65,12 @@ def env_vars(kind: str, binding: StageBinding) -> tuple[EnvVar, ...]:
 
 
 def services(kind: str, binding: StageBinding) -> tuple[Service, ...]:
+    """What the binding reaches and someone must run. A backend that declares its services
+    (`Backend.services`, e.g. features.feast's Redis, ingest.kafka's brokers) is asked; the
+    table below covers the cross-cutting bindings, whose classes do not declare them."""
+    declared = _declared_services(kind, binding)
+    if declared is not None:
+        return declared
     key, opts = f"{kind}.{binding.backend}", binding.options
     if key == "tracking.mlflow":
         uri = str(opts.get("tracking_uri", ""))
@@ -77,18 +83,31 @@ def services(kind: str, binding: StageBinding) -> tuple[Service, ...]:
     if key == "tracing.otlp":
         return (Service("OTLP collector", str(opts.get("endpoint") or
                                               "OTEL_EXPORTER_OTLP_ENDPOINT")),)
-    if key == "features.feast":
-        store = opts.get("online_store", "sqlite")
-        return (Service("Feast online store", "Redis at " + str(opts.get("redis_connection"))
-                        if store == "redis" else "SQLite file in the workspace"),)
     if key == "orchestrator.dvc":
         remote = str(opts.get("remote", ""))
         return (Service("DVC remote", remote or "none configured"),)
     if key == "orchestrator.kubeflow":
         return (Service("Kubeflow Pipelines", "a KFP API endpoint"),)
-    if key == "ingest.kafka":
-        return (Service("Kafka broker", str(opts.get("bootstrap_servers", "bootstrap servers"))),)
     return ()
+
+
+def _declared_services(kind: str, binding: StageBinding) -> tuple[Service, ...] | None:
+    """The backend's own `services(options)`, or None when it does not declare any (or is
+    planned, unknown or not importable here)."""
+    from churnctl.errors import UserError
+    from churnctl.registry import backend_class
+    from churnctl.stages import Backend
+
+    if kind in ("tracing", "scan"):
+        return None  # not registry backends
+    try:
+        cls = backend_class(kind, binding.backend)
+    except UserError:
+        return None
+    hook = getattr(cls, "services", None)
+    if hook is None or getattr(hook, "__func__", None) is Backend.services.__func__:
+        return None
+    return tuple(Service(name, why) for name, why in hook(binding.options))
 
 
 SCAN_BINARIES = ("trivy", "semgrep")
