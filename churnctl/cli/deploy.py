@@ -234,7 +234,7 @@ def deploy(
         if model_version is not None:
             from churnctl.cli.deploy_rollouts import check_model_version
 
-            check_model_version(ws, model_version)
+            check_model_version(ws, model_version, profile_name)
         targets = region_targets(options, region, all_regions, overlay, context)
     else:
         backend, options = _options(profile_name, overrides)

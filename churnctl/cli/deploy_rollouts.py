@@ -48,8 +48,17 @@ def require_rollouts(backend: Any, flag: str) -> None:
                         f"`--set deploy.backend=argo-rollouts`); this profile's is {backend.name}")
 
 
-def check_model_version(workspace: Any, version: int) -> None:
-    """The version must be in the registry of record before any pod is asked to serve it."""
+def check_model_version(workspace: Any, version: int, profile_name: str) -> None:
+    """The version must be in the registry of record before any pod is asked to serve it:
+    the MLflow registered model when the profile serves from MLflow, else the local one."""
+    from churnctl.profile import load_profile
+
+    profile = load_profile(profile_name)
+    serve = profile.stages.get("serve")
+    options = dict(serve.options) if serve is not None else {}
+    if options.get("model_source") == "mlflow":
+        _check_mlflow_version(workspace, version, options, profile)
+        return
     from churnctl.domain.model_registry import ModelRegistry
 
     registry = ModelRegistry(workspace.registry)
@@ -60,6 +69,29 @@ def check_model_version(workspace: Any, version: int) -> None:
     if version not in known:
         raise UserError(f"--model-version {version} is not in the registry at {registry.root} "
                         f"(versions: {', '.join(map(str, known)) or 'none'})")
+
+
+def _check_mlflow_version(workspace: Any, version: int, options: dict[str, Any],
+                          profile: Any) -> None:
+    from churnctl.tracking.mlflow_registry import pinned_version
+    from churnctl.tracking.mlflow_tracker import resolve_tracking_uri
+
+    tracking = profile.tracking
+    uri = options.get("mlflow_tracking_uri") or (
+        tracking.options.get("tracking_uri") if tracking and tracking.backend == "mlflow"
+        else None)
+    if not uri:
+        raise UserError("--model-version: the serve stage reads MLflow but names no tracking "
+                        "URI (serve.options.mlflow_tracking_uri or tracking.options)")
+    from mlflow import MlflowClient
+
+    uri = resolve_tracking_uri(uri, workspace)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = options.get("mlflow_model_name", "churn")
+    try:
+        pinned_version(client, name, version)
+    except UserError as exc:
+        raise UserError(f"--model-version {version}: {exc} at {uri}") from None
 
 
 def region_targets(options: Any, region: str | None, all_regions: bool, overlay: str | None,

@@ -24,9 +24,11 @@ class MlflowAliasRegistry:
     call; a version's files are downloaded once, when the alias first points at it.
     """
 
-    def __init__(self, workspace: Workspace, tracking_uri: str, name: str, alias: str) -> None:
-        self.tracking_uri, self.name, self.alias = tracking_uri, name, alias
-        self.root = f"{tracking_uri} (models:/{name}@{alias})"
+    def __init__(self, workspace: Workspace, tracking_uri: str, name: str, alias: str,
+                 version: int | None = None) -> None:
+        self.tracking_uri, self.name, self.alias, self.version = tracking_uri, name, alias, version
+        where = f"models:/{name}@{alias}" if version is None else f"models:/{name}/{version}"
+        self.root = f"{tracking_uri} ({where})"
         self.index_path = workspace.state / "mlflow-alias-has-no-index-file"
         self.cache_dir = workspace.state / "mlflow-models"
         self._versions: dict[int, tuple[ModelVersion, Path]] = {}
@@ -37,7 +39,7 @@ class MlflowAliasRegistry:
 
         try:
             version, path = champion_version(self.tracking_uri, self.name, self.alias,
-                                             cache_dir=self.cache_dir)
+                                             cache_dir=self.cache_dir, version=self.version)
         except NoChampion:
             return None  # no version holds the alias yet: not ready, as with an empty registry
         except Exception as exc:  # mlflow raises its own types for an unreachable server
@@ -106,4 +108,4 @@ def model_registry_for(workspace: Workspace, options: Any
         raise UserError("serve option model_source=mlflow needs mlflow_tracking_uri (or a "
                         "profile with `tracking: {backend: mlflow}`)")
     return MlflowAliasRegistry(workspace, options.mlflow_tracking_uri, options.mlflow_model_name,
-                               options.mlflow_alias)
+                               options.mlflow_alias, getattr(options, "model_version", None))

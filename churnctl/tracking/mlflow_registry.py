@@ -62,6 +62,16 @@ def alias_holder(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
+def pinned_version(client: Any, name: str, version: int) -> Any:
+    """A registered version by number; a missing one is an error, never "no champion yet"."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        raise UserError(f"registered model {name!r} has no version {version}") from None
+
+
 def ensure_version(client: Any, name: str, artifact: str, model_file: Path, example: Any,
                    tags: dict[str, str]) -> Any:
     """Register the model once (in the active run); the existing version when it already is."""
@@ -194,8 +204,10 @@ def pull_champion(tracking_uri: str, name: str, workspace: Workspace, log: Any) 
 
 
 def champion_version(tracking_uri: str, name: str = "churn", alias: str = CHAMPION,
-                     cache_dir: Path | None = None) -> tuple[int, Path]:
-    """(version, local path of its model file) of the model that holds `alias`.
+                     cache_dir: Path | None = None, version: int | None = None
+                     ) -> tuple[int, Path]:
+    """(version, local path of its model file) of the model that holds `alias`, or of
+    `version` when one is pinned (a canary's `serve --model-version N`).
 
     Serving polls this: one registry call per poll; the model's files are downloaded only
     when the alias moved to a version not yet downloaded (kept under `cache_dir`). The file
@@ -208,7 +220,8 @@ def champion_version(tracking_uri: str, name: str = "churn", alias: str = CHAMPI
     from churnctl.tracking.mlflow_model import MODEL_ARTIFACT
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    holder = alias_holder(client, name, alias)
+    holder = (alias_holder(client, name, alias) if version is None
+              else pinned_version(client, name, version))
     if holder is None:
         raise NoChampion(f"no model version has alias {alias!r} in registered model {name!r}; "
                          "train one with `churnctl run --profile v2`")
