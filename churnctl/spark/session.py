@@ -91,7 +91,7 @@ def shuffle_partitions(master: str, configured: int | None) -> int:
     if local is None:
         return 200
     cores = local.group(2)
-    count = (os.cpu_count() or 1) if cores in (None, "*") else int(cores)
+    count = 1 if cores is None else (os.cpu_count() or 1) if cores == "*" else int(cores)
     return max(1, 2 * count)
 
 
