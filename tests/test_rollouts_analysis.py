@@ -143,7 +143,11 @@ def analyze(prometheus: str, canary: str) -> Any:
         args = {k: v for k, v in {"canary-hash": canary, "stable-hash": "stable"}.items()
                 if k in declared}
         metrics += resolve_args(template, args)
-    return run_analysis(metrics)
+    result = run_analysis(metrics)
+    # The measured values, for docs/v4.md (pytest -s shows them).
+    print(canary, result.phase, {m.name: [x.value or x.message for x in m.measurements]
+                                 for m in result.metrics})
+    return result
 
 
 def test_healthy_canary_passes(prometheus: str) -> None:
@@ -170,6 +174,7 @@ def test_5xx_canary_fails_the_error_ratio(prometheus: str) -> None:
     assert float(ratio.strip("[]")) > 0.5
 
 
+@pytest.mark.emulator
 def test_a_failing_canary_is_aborted_by_deploy_analyze(
     prometheus: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
