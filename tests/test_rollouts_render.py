@@ -91,6 +91,24 @@ def test_model_version_is_pinned_in_the_pod_and_traffic_router_adds_an_ingress()
     assert backend["name"] == "churnctl-api-stable"
 
 
+def test_gateway_router_renders_an_http_route_for_argo_s_plugin() -> None:
+    backend = ArgoRolloutsDeploy()
+    opts = ArgoRolloutsOptions(manifests_dir=str(K8S), traffic_router="gateway",
+                               gateway="edge", ingress_host="churn.internal")
+    objects = backend.render(opts)
+    rollout = by_kind(objects, "Rollout")[0]
+    assert rollout["spec"]["strategy"]["canary"]["trafficRouting"] == {"plugins": {
+        "argoproj-labs/gatewayAPI": {"httpRoute": "churnctl-api", "namespace": "churn"}}}
+    (route,) = by_kind(objects, "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": "edge"}]
+    assert [b["name"] for b in route["spec"]["rules"][0]["backendRefs"]] == [
+        "churnctl-api-stable", "churnctl-api-canary"]
+    report = backend.validate(opts, objects)
+    assert report.errors == []
+    # No HTTPRoute schema ships with Kubernetes: said, not silently passed.
+    assert report.warnings == [next(w for w in report.warnings if "HTTPRoute" in w)]
+
+
 def test_everything_validates_against_kubernetes_and_argo_crd_schemas() -> None:
     backend = ArgoRolloutsDeploy()
     opts = ArgoRolloutsOptions(manifests_dir=str(K8S), traffic_router="nginx")

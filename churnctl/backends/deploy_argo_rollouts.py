@@ -61,9 +61,11 @@ class ArgoRolloutsOptions(KubectlDeployOptions):
     pause: str | None = Field(
         None, pattern=_DURATION,
         description="pause after each analysis: a duration, or none to wait for `deploy promote`")
-    traffic_router: Literal["replicas", "nginx"] = Field(
-        "replicas", description="traffic split by replica ratio, or by an nginx Ingress")
-    ingress_host: str = Field("churn.example.com", description="host of the nginx Ingress")
+    traffic_router: Literal["replicas", "nginx", "gateway"] = Field(
+        "replicas", description="traffic split by replica ratio, by an nginx Ingress, or by a "
+        "Gateway API HTTPRoute (Argo's gatewayAPI plugin)")
+    ingress_host: str = Field("churn.example.com", description="host of the Ingress/HTTPRoute")
+    gateway: str = Field("churnctl", description="parent Gateway of the HTTPRoute")
     regions: list[str] = Field(default_factory=list,
                                description="regions, each an overlay infra/k8s/overlays/REGION")
     region_contexts: dict[str, str] = Field(

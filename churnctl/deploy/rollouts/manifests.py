@@ -4,7 +4,8 @@ The Rollout takes the Deployment's replicas, selector and pod template as they a
 hardened pod: non-root, read-only root filesystem, no token, probes, limits), so the overlays
 stay the one place that decides how the API runs. Beside it: stable and canary Services
 (copies of the API Service that Argo narrows to each ReplicaSet by pod-template hash), the
-AnalysisTemplates, and with `traffic_router: nginx` an Ingress that Argo splits by weight.
+AnalysisTemplates, and with `traffic_router: nginx` an Ingress (`gateway`: a Gateway API
+HTTPRoute) that Argo splits by weight.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def rollout_from_deployment(deployment: dict[str, Any], options: Any) -> dict[st
     }
     if options.traffic_router == "nginx":
         canary["trafficRouting"] = {"nginx": {"stableIngress": API_NAME}}
+    elif options.traffic_router == "gateway":
+        # Argo's Gateway API plugin (argoproj-labs/gatewayAPI) sets the HTTPRoute's weights.
+        namespace = (deployment.get("metadata") or {}).get("namespace")
+        canary["trafficRouting"] = {"plugins": {"argoproj-labs/gatewayAPI": {
+            "httpRoute": API_NAME, **({"namespace": namespace} if namespace else {})}}}
     template = copy.deepcopy(spec["template"])
     if options.model_version is not None:
         for container in template["spec"]["containers"]:
@@ -128,6 +134,25 @@ def _ingress(service: dict[str, Any], host: str) -> dict[str, Any]:
     }
 
 
+def _http_route(service: dict[str, Any], host: str, gateway: str) -> dict[str, Any]:
+    meta = service["metadata"]
+    port = service["spec"]["ports"][0]["port"]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": API_NAME, "namespace": meta.get("namespace"),
+                     "labels": dict(meta.get("labels") or {})},
+        "spec": {
+            "parentRefs": [{"name": gateway}],
+            "hostnames": [host],
+            "rules": [{"backendRefs": [
+                {"name": STABLE_SERVICE, "port": port, "weight": 100},
+                {"name": CANARY_SERVICE, "port": port, "weight": 0},
+            ]}],
+        },
+    }
+
+
 def to_canary(objects: list[dict[str, Any]], options: Any) -> list[dict[str, Any]]:
     """The overlay's objects with the API Deployment replaced by a Rollout and its companions."""
     deployment = _find(objects, "Deployment", API_NAME)
@@ -144,5 +169,7 @@ def to_canary(objects: list[dict[str, Any]], options: Any) -> list[dict[str, Any
                 out.append(_service_copy(service, CANARY_SERVICE, "canary"))
     if options.traffic_router == "nginx":
         out.append(_ingress(service, options.ingress_host))
+    elif options.traffic_router == "gateway":
+        out.append(_http_route(service, options.ingress_host, options.gateway))
     out.extend(analysis_templates(options.analysis, namespace))
     return out
