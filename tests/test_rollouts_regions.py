@@ -73,3 +73,20 @@ def test_all_regions_stops_at_the_first_failure_and_says_which_are_done(
         assert "region eu-west-1: done" in result.output
         rollout = emulator.stored("rollouts", "churn", "churnctl-api")
         assert rollout["metadata"]["labels"]["churnctl.io/region"] == "eu-west-1"
+
+
+def test_each_region_s_analysis_queries_its_own_prometheus(tmp_path: Path) -> None:
+    profile = tmp_path / "regions.yaml"
+    profile.write_text(yaml.safe_dump({"name": "regions", "extends": "v4", "stages": {
+        "deploy": {"backend": "argo-rollouts", "options": {"analysis": {
+            "region_prometheus": {"us-east-1": "http://prometheus.us-east-1.internal:9090"}}}}}}))
+    result = churnctl("deploy", "--profile", str(profile), "--dry-run", "--all-regions",
+                      "--out", str(tmp_path / "out"), workspace=tmp_path)
+    assert result.exit_code == 0, result.output
+    addresses = {}
+    for region in REGIONS:
+        docs = yaml.safe_load_all((tmp_path / "out" / region / "manifests.yaml").read_text())
+        addresses[region] = {m["provider"]["prometheus"]["address"] for d in docs
+                             if d["kind"] == "AnalysisTemplate" for m in d["spec"]["metrics"]}
+    assert addresses == {"eu-west-1": {"http://prometheus-operated.monitoring.svc:9090"},
+                         "us-east-1": {"http://prometheus.us-east-1.internal:9090"}}

@@ -31,6 +31,8 @@ class CanaryAnalysisOptions(BaseModel):
     prometheus_address: str = Field(
         "http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus the analysis queries (Argo's prometheus provider address)")
+    region_prometheus: dict[str, str] = Field(
+        default_factory=dict, description="Prometheus address per region (default: the above)")
     interval: str = Field("1m", pattern=_DURATION, description="time between measurements")
     count: int = Field(5, ge=1, description="measurements per analysis step")
     failure_limit: int = Field(1, ge=0, description="failed measurements tolerated")

@@ -114,6 +114,10 @@ def region_targets(options: Any, region: str | None, all_regions: bool, overlay:
         target = options.model_copy(deep=True)
         target.overlay = name
         target.context = context or options.region_contexts.get(name) or options.context
+        # Each region's canary is judged by its own Prometheus, when the profile names one.
+        analysis = target.analysis
+        analysis.prometheus_address = analysis.region_prometheus.get(
+            name, analysis.prometheus_address)
         targets.append((name, target))
     return targets
 
