@@ -132,6 +132,9 @@ def test_report_and_promote_from_the_cli(client: TestClient, workspace: Path) ->
     report = json.loads(result.stdout)
     assert sum(v["assigned"] for v in report["variants"]) == len(users)
     assert report["verdict"] == "not yet"  # 200 customers: far below the horizon
+    human = churnctl("ab", "report", "--outcomes", str(outcomes), workspace=workspace)
+    assert human.exit_code == 0, human.output
+    assert "verdict: not yet" in human.output and "challenger - champion:" in human.output
 
     index = ModelRegistry(Workspace(workspace).registry).index_path
     before = index.read_bytes()

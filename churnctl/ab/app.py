@@ -125,7 +125,8 @@ class AbRouter:
     async def _lifespan(self, receive: Any, send: Any) -> None:
         async with AsyncExitStack() as stack:
             message = await receive()
-            assert message["type"] == "lifespan.startup"
+            if message["type"] != "lifespan.startup":
+                return
             for app in self.variants.values():  # each variant's holder starts polling
                 await stack.enter_async_context(app.router.lifespan_context(app))
             await send({"type": "lifespan.startup.complete"})
