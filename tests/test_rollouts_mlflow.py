@@ -66,3 +66,14 @@ def test_pinned_mlflow_version_is_checked_and_served(
     ok = runner.invoke(app, [*base, "--model-version", "2", "-o", "yaml"])
     assert ok.exit_code == 0, ok.output
     assert "- --model-version\n        - '2'" in ok.stdout
+
+    # A/B under MLflow: the challenger variant is MLflow's alias, and `ab promote` moves
+    # champion to it there (the local registry then follows the alias, as since v2).
+    from churnctl.ab.aliases import promote_variant, variant_registry
+    from churnctl.backends.serve_fastapi_ab import AbServeOptions
+
+    client.set_registered_model_alias("churn", "challenger", "2")
+    ab = AbServeOptions(model_source="mlflow", mlflow_tracking_uri=uri)
+    assert variant_registry(ws, ab, "challenger").production().version == 2
+    assert promote_variant(ws, ab, "challenger") == (2, 1)
+    assert int(client.get_model_version_by_alias("churn", CHAMPION).version) == 2
