@@ -68,6 +68,16 @@ def copy_on_write() -> contextlib.AbstractContextManager[Any]:
     return pd.option_context("mode.copy_on_write", True)
 
 
+def text_as_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The batch with its text (object) columns in pandas' string dtype. For an object column
+    GX checks the type of every value in Python (a third of the events checkpoint at 20,000
+    users); for a string column the dtype answers at once. The values are the same: a text
+    column read from Parquet holds only text and blanks. (A categorical would be faster
+    still, but GX 1.x cannot match a CategoricalDtype in a type list.)"""
+    text = [name for name in frame.columns if frame[name].dtype == object]
+    return frame.astype(dict.fromkeys(text, "string")) if text else frame
+
+
 def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
                     suites: dict[str, list[ExpectationSpec]], severity: dict[str, str],
                     parameters: dict[str, Any], docs_dir: Path | None, keep_results: int,
@@ -88,7 +98,8 @@ def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
     validated: set[str] = set()
     for table, checkpoint in checkpoints.items():
         with copy_on_write():
-            outcome = checkpoint.run(batch_parameters={"dataframe": frames[table]},
+            batch = text_as_strings(frames[table])
+            outcome = checkpoint.run(batch_parameters={"dataframe": batch},
                                      expectation_parameters=parameters)
         for identifier, validation in outcome.run_results.items():
             results += [_check_result(table, item) for item in validation.results]
