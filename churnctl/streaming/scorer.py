@@ -1,0 +1,249 @@
+"""`churnctl stream score`: a consumer group that scores every event in real time.
+
+Per batch: decode each event (a malformed one goes to the dead-letter topic with its reason
+and source offset), update the user's online features (online_state.py), score the batch with
+the production model (followed like `serve` does: a promotion is picked up between batches),
+write one score per event to the output topic keyed by user_id, wait for the broker to have
+them all, then commit the feature state with the offsets (SQLite) and the offsets (Kafka).
+
+Delivery is at-least-once with an idempotent output: a scorer killed after writing a batch's
+scores and before committing its offsets scores that batch again on restart, from the state
+committed with those offsets, so the repeated records carry the same event_id, score and
+model version, and de-duplicating by event_id leaves exactly one (docs/v4.md, "Streaming").
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from churnctl.errors import UserError
+from churnctl.streaming.events import MalformedEvent, decode_event
+from churnctl.streaming.kafka_client import client_config, ensure_topic, topic_partitions
+from churnctl.streaming.online_state import UNKNOWN_USER, OnlineStore, day_number
+from churnctl.streaming.stream_metrics import StreamMetrics
+
+
+@dataclass
+class ScoreOptions:
+    bootstrap: str
+    topic: str = "churn-events"
+    output_topic: str = "churn-scores"
+    dead_letter_topic: str = "churn-events-dlq"
+    group: str = "churnctl-scorer"
+    batch: int = 500
+    unknown_users: Literal["default", "dead-letter"] = "default"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    reload_seconds: float = 5.0
+    stop_when_idle: float = 0.0  # exit after this many seconds without events (0: never)
+    session_timeout_ms: int = 6000
+
+
+class StreamScorer:
+    def __init__(self, options: ScoreOptions, store: OnlineStore, holder: Any,
+                 log: Any = print) -> None:
+        self.options = options
+        self.store = store
+        self.holder = holder
+        self.log = log
+        self.metrics = StreamMetrics()
+        self.stopping = False
+        self.totals = {"scored": 0, "dead_letter": 0, "batches": 0}
+        self._failures: list[str] = []
+        self._lag_checked = 0.0
+
+    # -- setup -------------------------------------------------------------------------------
+    def _clients(self) -> tuple[Any, Any]:
+        from confluent_kafka import Consumer, Producer
+
+        opts = self.options
+        consumer = Consumer(client_config(opts.bootstrap, **{
+            "group.id": opts.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "allow.auto.create.topics": False, "session.timeout.ms": opts.session_timeout_ms,
+            "heartbeat.interval.ms": max(opts.session_timeout_ms // 3, 500),
+            "max.poll.interval.ms": max(opts.session_timeout_ms * 10, 60_000)}))
+        producer = Producer(client_config(opts.bootstrap, **{
+            "enable.idempotence": True, "acks": "all", "linger.ms": 2,
+            "message.timeout.ms": 30_000}))
+        return consumer, producer
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        # Resume each partition where the state committed with it ends: the offsets stored in
+        # the SQLite transaction win over Kafka's (which may lag them by one crash).
+        self.store.forget()
+        stored = self.store.offsets(self.options.topic)
+        for tp in partitions:
+            if tp.partition in stored:
+                tp.offset = stored[tp.partition]
+        consumer.assign(partitions)
+        self.log(f"assigned partitions {sorted(tp.partition for tp in partitions)}")
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self.store.forget()  # batches are committed whole: nothing pending to hand over
+
+    def request_stop(self, *_args: Any) -> None:
+        self.stopping = True
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> dict[str, int]:
+        opts = self.options
+        topic_partitions(opts.bootstrap, opts.topic)  # unreachable or unknown: one line, exit 2
+        ensure_topic(opts.bootstrap, opts.output_topic)
+        ensure_topic(opts.bootstrap, opts.dead_letter_topic)
+        if self.holder.current is None:
+            raise UserError(self.holder.not_ready_reason())
+        server = (self.metrics.serve(opts.metrics_host, opts.metrics_port)
+                  if opts.metrics_port is not None else None)
+        consumer, producer = self._clients()
+        previous = signal.signal(signal.SIGTERM, self.request_stop)
+        idle_since = time.monotonic()
+        try:
+            consumer.subscribe([opts.topic], on_assign=self._on_assign,
+                               on_revoke=self._on_revoke)
+            while not self.stopping:
+                messages = [m for m in consumer.consume(opts.batch, 0.5) if m.error() is None]
+                if not messages:
+                    if opts.stop_when_idle and time.monotonic() - idle_since > opts.stop_when_idle:
+                        break
+                    self._update_lag(consumer)
+                    continue
+                idle_since = time.monotonic()
+                self._batch(consumer, producer, messages)
+                self._update_lag(consumer)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            consumer.close()  # leaves the group at once: a rebalance need not wait the timeout
+            producer.flush(10)
+            if server is not None:
+                server.shutdown()
+        return self.totals
+
+    def _batch(self, consumer: Any, producer: Any, messages: list[Any]) -> None:
+        from confluent_kafka import TopicPartition
+
+        began = time.monotonic()
+        opts = self.options
+        snapshot = self.holder.current  # one model version for the whole batch
+        self.metrics.model_version.set(snapshot.version)
+        rows, good, dead = [], [], 0
+        for message in messages:
+            try:
+                event = decode_event(message.value())
+            except MalformedEvent as exc:
+                self._dead_letter(producer, message, str(exc), "malformed")
+                dead += 1
+                continue
+            user = self.store.user(event["user_id"])
+            if user is None:
+                self.metrics.errors.labels("unknown_user").inc()
+                if opts.unknown_users == "dead-letter":
+                    self._dead_letter(producer, message, f"unknown user_id {event['user_id']}",
+                                      None)
+                    dead += 1
+                    continue
+                user = (day_number(event["event_time"]), UNKNOWN_USER)
+            state = self.store.apply(event)
+            signup_day, static = user
+            from churnctl.streaming.online_state import window_features
+
+            rows.append(window_features(state, day_number(event["event_time"]), signup_day,
+                                        static, self.store.config))
+            good.append((message, event))
+        if rows:
+            scores = snapshot.scorer.score_frame(snapshot.model.to_frame(rows))
+            for (message, event), score in zip(good, scores, strict=True):
+                self._score_out(producer, message, event, float(score), snapshot.version)
+        self._wait_delivered(producer)
+        ends: dict[int, int] = {}
+        for message in messages:
+            ends[message.partition()] = max(ends.get(message.partition(), 0),
+                                            message.offset() + 1)
+        self.store.commit(opts.topic, ends)
+        consumer.commit(offsets=[TopicPartition(opts.topic, p, o) for p, o in ends.items()],
+                        asynchronous=False)
+        self.totals["scored"] += len(good)
+        self.totals["dead_letter"] += dead
+        self.totals["batches"] += 1
+        self.metrics.batch_done(len(good), dead, time.monotonic() - began)
+
+    def _score_out(self, producer: Any, message: Any, event: dict[str, Any], score: float,
+                   version: int) -> None:
+        value = json.dumps({
+            "event_id": event["event_id"], "user_id": event["user_id"],
+            "event_time": event["event_time"].isoformat(), "score": round(score, 6),
+            "model_version": version,
+            "source": {"topic": message.topic(), "partition": message.partition(),
+                       "offset": message.offset()}}, separators=(",", ":")).encode()
+        headers = dict(message.headers() or [])
+        produced = headers.get("produced_at_ns")
+
+        def delivered(error: Any, _msg: Any) -> None:
+            if error is not None:
+                self._failures.append(str(error))
+            elif produced:
+                self.metrics.latency.observe(max(time.time_ns() - int(produced), 0) / 1e9)
+
+        self._produce(producer, self.options.output_topic, str(event["user_id"]).encode(), value,
+                      {"event_id": str(event["event_id"])}, delivered)
+
+    def _dead_letter(self, producer: Any, message: Any, reason: str, kind: str | None) -> None:
+        if kind:
+            self.metrics.errors.labels(kind).inc()
+        raw = message.value() or b""
+        value = json.dumps({
+            "reason": reason, "source": {"topic": message.topic(),
+                                         "partition": message.partition(),
+                                         "offset": message.offset()},
+            "key": (message.key() or b"").decode("utf-8", "replace"),
+            "value": raw[:10_000].decode("utf-8", "replace")}).encode()
+
+        def delivered(error: Any, _msg: Any) -> None:
+            if error is not None:
+                self._failures.append(str(error))
+
+        self._produce(producer, self.options.dead_letter_topic, message.key(), value,
+                      {"reason": reason[:200]}, delivered)
+
+    @staticmethod
+    def _produce(producer: Any, topic: str, key: Any, value: bytes, headers: dict[str, str],
+                 delivered: Any) -> None:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, headers=headers,
+                                 on_delivery=delivered)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    def _wait_delivered(self, producer: Any) -> None:
+        remaining = producer.flush(30)
+        if remaining or self._failures:
+            self.metrics.errors.labels("delivery").inc(remaining + len(self._failures))
+            first = self._failures[0] if self._failures else "timed out"
+            self._failures.clear()
+            # Offsets stay uncommitted: the batch is scored again after a restart.
+            raise UserError(f"writing scores to {self.options.output_topic!r} on "
+                            f"{self.options.bootstrap} failed ({first}); nothing of this batch "
+                            "was committed: restart the scorer when the broker is back")
+
+    def _update_lag(self, consumer: Any) -> None:
+        now = time.monotonic()
+        if now - self._lag_checked < 1.0:
+            return
+        self._lag_checked = now
+        for tp in consumer.position(consumer.assignment()):
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            except Exception:  # a metric must never stop the scorer
+                continue
+            # Tansu's watermark may trail the last batch's records (kafka_client.end_offsets).
+            self.metrics.lag.labels(str(tp.partition)).set(max(high - max(tp.offset, 0), 0))
+
+
+def store_path(workspace_state: Path, group: str) -> Path:
+    return workspace_state / "stream" / f"{group}.sqlite"

@@ -1,0 +1,212 @@
+"""`churnctl stream score` against a real Tansu broker: a scorer SIGKILLed mid-stream and
+restarted leaves exactly one score per event after de-duplication by event_id (and the repeats
+are identical), two scorers in one group through rebalances, the dead-letter topic, /metrics,
+SIGTERM, and bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from churnctl.cli.main import app
+from churnctl.domain.generator import GeneratorConfig, generate
+from tests.kafka_broker import ENV, kafka_broker, read_topic, unique  # noqa: F401
+from tests.redis_service import free_port
+
+pytest.importorskip("confluent_kafka")
+pytestmark = pytest.mark.slow
+
+
+def produce(bootstrap: str, topic: str, users: int, days: int, rate: float = 0) -> int:
+    result = CliRunner().invoke(app, ["stream", "produce", "--bootstrap", bootstrap, "--topic",
+                                      topic, "--users", str(users), "--days", str(days),
+                                      "--rate", str(rate)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return len(generate(GeneratorConfig(users=users, days=days))[1])
+
+
+def scorer(workspace: Path, bootstrap: str, names: dict, log: Path, *extra: str
+           ) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "churnctl", "stream", "score", "--workspace",
+               str(workspace), "--bootstrap", bootstrap, "--topic", names["topic"],
+               "--output-topic", names["out"], "--dead-letter-topic", names["dlq"], "--group",
+               names["group"], "--batch", "100", "--session-timeout-ms", "2000", *extra]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=ENV)
+
+
+def wait_for(bootstrap: str, topic: str, wanted: int, timeout: float = 120,
+             process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> list:
+    """The output records once their distinct event_ids reach `wanted` (or at the timeout)."""
+    from churnctl.errors import UserError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"scorer exited {process.returncode}: "
+                                 f"{log.read_text()[-2000:] if log else ''}")
+        try:
+            records = read_topic(bootstrap, topic, 10**9, timeout=2)
+        except UserError:  # the scorer has not created the output topic yet
+            records = []
+        ids = {json.loads(m.value())["event_id"] for m in records}
+        if len(ids) >= wanted or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
+def by_event(records: list) -> dict[int, list[dict]]:
+    grouped: dict[int, list[dict]] = defaultdict(list)
+    for message in records:
+        value = json.loads(message.value())
+        assert message.key() == str(value["user_id"]).encode()  # keyed by user_id
+        grouped[value["event_id"]].append(value)
+    return grouped
+
+
+def assert_exactly_one_after_dedup(records: list, expected_ids: set[int]) -> dict:
+    grouped = by_event(records)
+    assert set(grouped) == expected_ids  # none missing, none invented
+    for copies in grouped.values():
+        assert all(copy == copies[0] for copy in copies)  # an idempotent output: same record
+    return grouped
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, log.read_text()[-2000:]
+
+
+@pytest.fixture
+def names() -> dict:
+    return {"topic": unique("events"), "out": unique("scores"), "dlq": unique("dlq"),
+            "group": unique("scorer")}
+
+
+def test_sigkill_mid_stream_then_restart_scores_every_event_once(
+        kafka_broker: str, finished_workspace: Path, names: dict,  # noqa: F811
+        tmp_path: Path) -> None:
+    total = produce(kafka_broker, names["topic"], 100, 60)
+    from confluent_kafka import Producer
+
+    from churnctl.streaming.kafka_client import client_config
+
+    bad = Producer(client_config(kafka_broker))
+    bad.produce(names["topic"], key=b"7", value=b'{"event_id": 1, "user_id": 7}')
+    bad.flush(10)
+    log = tmp_path / "scorer.log"
+    first = scorer(finished_workspace, kafka_broker, names, log)
+    try:
+        records = wait_for(kafka_broker, names["out"], total // 4, process=first, log=log)
+        assert len(by_event(records)) < total, "the kill must land mid-stream"
+    finally:
+        first.kill()  # SIGKILL: no chance to commit anything
+        first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    port = free_port()
+    second = scorer(finished_workspace, kafka_broker, names, log, "--metrics-port", str(port))
+    try:
+        records = wait_for(kafka_broker, names["out"], total, process=second, log=log)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    finally:
+        stop(second, log)
+    _, events = generate(GeneratorConfig(users=100, days=60))
+    grouped = assert_exactly_one_after_dedup(records, set(events["event_id"]))
+    one = next(iter(grouped.values()))[0]
+    assert 0 <= one["score"] <= 1 and one["model_version"] >= 1
+    assert one["source"]["topic"] == names["topic"] and one["source"]["offset"] >= 0
+    text = metrics.decode()
+    assert 'churn_stream_events_total{outcome="scored"}' in text
+    assert "churn_stream_consumer_lag{partition=" in text
+    assert "churn_stream_events_per_second" in text
+    assert 'churn_stream_errors_total{kind="malformed"}' in text
+    dead = [json.loads(m.value()) for m in read_topic(kafka_broker, names["dlq"], 1)]
+    assert dead and "missing field(s)" in dead[0]["reason"]
+    assert dead[0]["source"]["topic"] == names["topic"] and dead[0]["source"]["offset"] >= 0
+
+
+def test_two_scorers_in_one_group_through_rebalances(
+        kafka_broker: str, finished_workspace: Path, names: dict,  # noqa: F811
+        tmp_path: Path) -> None:
+    users, days = 60, 50
+    total = len(generate(GeneratorConfig(users=users, days=days))[1])
+    from churnctl.streaming.kafka_client import ensure_topic
+
+    ensure_topic(kafka_broker, names["topic"])
+    feeder = threading.Thread(target=produce, args=(kafka_broker, names["topic"], users, days,
+                                                    400))
+    feeder.start()  # ~8 s of events while the group changes
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = scorer(finished_workspace, kafka_broker, names, log_a)
+    b = None
+    try:
+        wait_for(kafka_broker, names["out"], 300, process=a, log=log_a)
+        b = scorer(finished_workspace, kafka_broker, names, log_b)  # joins: a rebalance
+        deadline = time.monotonic() + 60
+        while "assigned partitions" not in log_b.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # both score for a while
+        stop(a, log_a)  # leaves: its partitions move to b
+        feeder.join(timeout=120)
+        records = wait_for(kafka_broker, names["out"], total)
+    finally:
+        for process in (a, b):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+    if b is not None and b.returncode is None:
+        stop(b, log_b)
+    assert "assigned partitions" in log_b.read_text()
+    assert log_a.read_text().count("assigned partitions") >= 2  # b's joining moved partitions
+    _, events = generate(GeneratorConfig(users=users, days=days))
+    assert_exactly_one_after_dedup(records, set(events["event_id"]))
+
+
+def test_unknown_users_to_the_dead_letter_topic(kafka_broker: str,  # noqa: F811
+                                                finished_workspace: Path, names: dict,
+                                                tmp_path: Path) -> None:
+    import pandas as pd
+
+    _, events = generate(GeneratorConfig(users=3, days=50))
+    events = events.head(20).assign(user_id=999_999)  # no users row
+    events.to_parquet(tmp_path / "unknown.parquet", index=False)
+    result = CliRunner().invoke(app, ["stream", "produce", "--bootstrap", kafka_broker,
+                                      "--topic", names["topic"], "--from",
+                                      str(tmp_path / "unknown.parquet")])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, [
+        "stream", "score", "--workspace", str(finished_workspace), "--bootstrap", kafka_broker,
+        "--topic", names["topic"], "--output-topic", names["out"], "--dead-letter-topic",
+        names["dlq"], "--group", names["group"], "--unknown-users", "dead-letter",
+        "--session-timeout-ms", "2000", "--stop-when-idle", "3", "--json"],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dead_letter"] == 20
+    dead = [json.loads(m.value()) for m in read_topic(kafka_broker, names["dlq"], 20)]
+    assert {d["reason"] for d in dead} == {"unknown user_id 999999"}
+    assert sorted(d["source"]["offset"] for d in dead) == sorted(
+        {d["source"]["offset"] for d in dead})
+    assert isinstance(pd.DataFrame(dead), pd.DataFrame)
+
+
+def test_bad_input_lines(kafka_broker: str, finished_workspace: Path) -> None:  # noqa: F811
+    down = f"127.0.0.1:{free_port()}"
+    for args, expected in [
+        (["--bootstrap", down], f"Kafka broker unreachable at {down}"),
+        (["--bootstrap", kafka_broker, "--topic", unique("missing")], "does not exist on"),
+        (["--bootstrap", kafka_broker, "--unknown-users", "maybe"], "--unknown-users 'maybe'"),
+    ]:
+        result = CliRunner().invoke(app, ["stream", "score", "--workspace",
+                                          str(finished_workspace), *args])
+        assert result.exit_code == 2, result.output
+        assert expected in result.output and len(result.output.strip().splitlines()) == 1
