@@ -185,6 +185,10 @@ def test_redis_online_store_serves_and_a_stopped_redis_is_one_line(
     assert record == {"events_30d": latest["events_30d"][0], "plan": latest["plan"][0]}
     assert stamp.startswith("2025-04-10")
     assert online.get(10**9, ("events_30d",)) is None  # Redis has no key: no row, not stale
+    asked = [list(names) for _, names in online.views()]
+    for _ in range(3):  # Feast's Redis store appends to the list of names it is given
+        assert online.get(int(latest["user_id"][0]), ("plan",))[0] == {"plan": latest["plan"][0]}
+    assert [list(names) for _, names in online.views()] == asked
     down = f"127.0.0.1:{free_port()}"
     failed = invoke(root, "run", *FEAST, "--set", "features.online_store=redis",
                     "--set", f"features.redis_connection={down}")

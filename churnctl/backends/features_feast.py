@@ -48,7 +48,7 @@ class FeastFeatures(Backend):
                    "store (SQLite or Redis) for serving")
     Options = FeastFeaturesOptions
     extra = "feast"
-    modules = ("feast", "pandas", "pyarrow")
+    modules = ("feast", "pandas", "pyarrow", "duckdb", "ibis")  # duckdb + ibis: offline store
 
     @classmethod
     def services(cls, options: dict[str, Any]) -> list[tuple[str, str]]:

@@ -89,7 +89,9 @@ class OnlineFeatures:
         try:
             provider, config = self.store.provider, self.store.config
             for view, names in self.views():
-                rows = provider.online_read(config, view, entity_keys, names)
+                # A fresh list: Feast's Redis store appends its timestamp field to the list it
+                # is given (every call made the next HMGET one field longer).
+                rows = provider.online_read(config, view, entity_keys, list(names))
                 for i, (stamp, values) in enumerate(rows):
                     if stamp is None or values is None:
                         continue
