@@ -3,7 +3,9 @@
 /predict req/s and p99 with tracing off and on (sample ratio 1.0, OTLP/HTTP to a real rotel
 collector on 127.0.0.1) in the same run, alternating off/on ROUNDS times and keeping each
 side's best round, so drift from other load on the machine hits both. Target: tracing costs
-under 20% of throughput. Then one full `churnctl scan` of this repository (target <= 60 s).
+under 20% of throughput. Each side also reports the server process's CPU microseconds per
+request (from /proc), which other load on a shared machine disturbs less than req/s.
+Then one full `churnctl scan` of this repository (target <= 60 s).
 
 Usage: python bench/bench_tracing.py [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]  (default 10 4 2)
 """
@@ -63,11 +65,18 @@ def _collector() -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("rotel did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
     frame = demo_features(2000, seed=3)
     model = _train(frame, "hist_gradient_boosting")
     collector, http = _collector()
     best: dict[str, dict[str, Any]] = {}
+    cpu: dict[str, int] = {}  # each side's lowest CPU per request over the rounds
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workspace = Workspace(Path(tmp)).ensure()
@@ -85,7 +94,12 @@ def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str,
                         os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
                     with running_server(workspace) as server:
                         _wrk(server.url + "/predict", script, 3, connections)  # warm-up
+                        began = _cpu_seconds(server.process.pid)
                         got = _wrk(server.url + "/predict", script, seconds, connections)
+                        used = _cpu_seconds(server.process.pid) - began
+                    got["server_cpu_us_per_request"] = round(used / max(got["requests"], 1) * 1e6)
+                    cpu[side] = min(cpu.get(side, got["server_cpu_us_per_request"]),
+                                    got["server_cpu_us_per_request"])
                     if got["requests_per_second"] > best.get(side, {}).get(
                             "requests_per_second", 0):
                         best[side] = got
@@ -94,7 +108,11 @@ def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str,
         collector.terminate()
         collector.wait(timeout=10)
     cost = 1 - best["on"]["requests_per_second"] / best["off"]["requests_per_second"]
+    # CPU-bound on one event loop, req/s ~ 1 / CPU per request: the cost that CPU implies.
+    cpu_cost = 1 - cpu["off"] / cpu["on"]
     return {"off": best["off"], "on": best["on"], "throughput_cost": round(cost, 3),
+            "server_cpu_us_per_request": cpu, "cpu_implied_cost": round(cpu_cost, 3),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "meets_target": bool(cost < 0.20 and best["on"]["non_2xx"] == 0),
             "seconds_per_round": seconds, "rounds": rounds, "connections": connections}
 

@@ -72,7 +72,7 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
     except ImportError:
         raise UserError("tracing is configured but OpenTelemetry is not installed: "
                         "pip install 'churnctl[otel]'") from None
@@ -83,7 +83,7 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
     protocol = protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     provider = TracerProvider(
         resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)}),
-        sampler=ParentBased(TraceIdRatioBased(ratio)))
+        sampler=ParentBased(ALWAYS_ON if ratio == 1.0 else TraceIdRatioBased(ratio)))
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
@@ -141,34 +141,55 @@ def stage_done(current: Any, row: dict[str, Any]) -> None:
     current.set_attributes(attributes)
 
 
-def instrument_app(app: Any) -> None:
-    """FastAPI server spans (W3C trace context from the request), health/metrics excluded."""
-    if not enabled():
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def _untraced_route(scope: Any) -> bool:
+    return scope.get("path", "").strip("/") in SKIPPED_ROUTES.split(",")
 
-    # One server span per request: the ASGI "http receive"/"http send" child spans would
-    # triple the spans exported per /predict for no reading value.
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=_state["provider"],
-                                       excluded_urls=SKIPPED_ROUTES,
-                                       exclude_spans=["receive", "send"])
+
+def fastapi_telemetry() -> dict[str, Any]:
+    """`FastAPI(telemetry=...)`: FastAPI's native server span (W3C trace context from the
+    request, health/metrics excluded) on churnctl's provider when tracing is on; else all off.
+
+    Native rather than opentelemetry-instrumentation-fastapi: one span per request with the
+    stable HTTP attributes, where the contrib ASGI middleware sets a wider attribute set twice
+    and computes metric attributes on every request. Metrics stay with prometheus_client
+    (/metrics), logs with the server's log: only traces go out over OTLP.
+    """
+    if not enabled():
+        # Explicitly off: a global provider set by some library must not switch it on.
+        return {"tracing": False, "metrics": False, "logs": False}
+    return {"tracer_provider": _state["provider"], "tracing": True, "metrics": False,
+            "logs": False, "operation_spans": False, "exclude": _untraced_route}
 
 
 def traced_score(score: Any, feature_source: str = "") -> Any:
     """Wrap the API's async `score(snapshot, records, frame=None)` in a span (when tracing is
     on; otherwise `score` itself, untouched) with the model version, scorer and rows."""
-    if not enabled():
+    tracer = _state["tracer"]
+    if tracer is None:
         return score
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    source = feature_source or "request"
 
     async def scored(snapshot: Any, records: list[Any], frame: Any = None) -> Any:
         rows = len(frame) if frame is not None else len(records)
+        # A leaf span (nothing starts under it): started and ended without making it the
+        # current context, which saves a context attach/detach per request.
         attributes = {"churnctl.model_version": snapshot.version,
-                      "churnctl.scorer": getattr(snapshot.scorer, "kind", ""),
+                      "churnctl.scorer": str(getattr(snapshot.scorer, "kind", "")),
                       "churnctl.variant": str(getattr(snapshot, "variant", "") or "default"),
-                      "churnctl.feature_source": feature_source or "request", "churnctl.rows": rows}
-        with span("churnctl score", attributes):
+                      "churnctl.feature_source": source, "churnctl.rows": rows}
+        current = tracer.start_span("churnctl score", kind=SpanKind.INTERNAL,
+                                    attributes=attributes)
+        try:
             if frame is None:  # the frame argument is newer than some callers
                 return await score(snapshot, records)
             return await score(snapshot, records, frame)
+        except BaseException as exc:
+            current.record_exception(exc)
+            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            current.end()
 
     return scored

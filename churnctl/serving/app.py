@@ -268,12 +268,12 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
         yield
         await run_in_threadpool(holder.stop)
 
-    app = FastAPI(title="churnctl churn API", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.holder, app.state.metrics, app.state.options = holder, metrics, opts
     if tracing.configure():  # OTEL_EXPORTER_OTLP_ENDPOINT, or `serve` configured it already
-        tracing.instrument_app(app)
         api.score = tracing.traced_score(api.score)  # type: ignore[method-assign]
+    app = FastAPI(title="churnctl churn API", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, docs_url=None, redoc_url=None,
+                  telemetry=tracing.fastapi_telemetry())  # type: ignore[arg-type]
+    app.state.holder, app.state.metrics, app.state.options = holder, metrics, opts
 
     def swapped(snapshot: Snapshot) -> None:
         metrics.model_swapped(snapshot.version)
