@@ -1,17 +1,27 @@
-"""features.feast against features.pandas on the default data (2,000 users x 120 days).
+"""features.feast against features.pandas, and serving from the Feast online store against the
+v1 Parquet snapshot, in one run. Writes bench/results/feast.json.
 
-In one temp workspace: `churnctl run` with features.pandas, then with features.feast (SQLite
-online store), then with Redis when redis-server is installed. Reports the features stage's
-seconds for each (the Feast figure includes Feast's import, the point-in-time joins and the
-materialization after commit), the point-in-time join and a full materialization timed alone,
-and the online look-up latency of one user (the call `/predict {"user_id"}` makes) against the
-v1 Parquet snapshot's look-up. Writes bench/results/feast.json.
+Default data (2,000 users x 120 days), in one temp workspace:
+- the features stage's seconds: pandas, Feast with SQLite (first run, then a second run with
+  the same data: apply and materialize skipped), Feast with Redis when redis-server exists;
+- the online look-up of one user (the call `/predict {"user_id"}` makes, in-process, p50/p99)
+  for the v1 Parquet snapshot, Feast SQLite and Feast Redis (target p99 <= 5 ms), with a Redis
+  PING as the floor this machine puts under any Redis round trip, and the /predict handler's
+  own time around that look-up;
+- `/predict {"user_id"}` against `/live` on the real server (uvicorn, one worker) with `wrk`
+  (random users), alternated three times per source: req/s, p99, the ratio (target >= 0.5);
+- the point-in-time join (train + test + latest entity rows, as the stage runs it) and a full
+  materialization timed alone.
+At 20,000 users (`--users`): the features stage with pandas and with Feast (SQLite) and the
+point-in-time join alone (target <= 60 s).
 
-Usage: python bench/bench_feast.py
+Usage: python bench/bench_feast.py [--users 20000] [--seconds 5] [--skip-large]
+(--skip-large keeps the last large-data figures of bench/results/feast.json)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -27,17 +37,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from _common import CHURNCTL, write_results
+from _common import CHURNCTL, RESULTS, write_results
 
 LOOKUPS = 2_000
+WRK_USERS = 200
 os.environ["FEAST_USAGE"] = "False"
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _run(root: Path, *sets: str) -> dict[str, Any]:
+def _run(root: Path, *sets: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
     args = [*CHURNCTL, "run", "--json", "--workspace", str(root), "--profile", "v1"]
+    for stage in only:
+        args += ["--only", stage]
     for item in sets:
         args += ["--set", item]
-    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"churnctl run failed: {done.stderr[-2000:]}")
     stages = {row["name"]: row for row in json.loads(done.stdout)["stages"]}
     return stages["features"]
 
@@ -56,21 +72,123 @@ def _latency(get: Any, users: list[int]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(samples), 3), "lookups": len(samples)}
 
 
-def _online(root: Path, users: list[int]) -> dict[str, Any]:
-    from churnctl.feast_store.online import OnlineFeatures
-    from churnctl.runs import latest_artifact
+def _source(root: Path) -> Any:
+    """The look-up source serving opens for the newest features artifact (as the API does)."""
+    from churnctl.serving.lookup import latest_features_path, open_feature_source
     from churnctl.workspace import Workspace
 
     ws = Workspace(root)
-    artifact = latest_artifact(ws, "features")
-    schema = artifact.meta("feature_schema")
-    online = OnlineFeatures(ws, artifact.meta("feature_store"), schema,
-                            artifact.table("latest"), "user_id")
-    names = tuple(schema["numeric"] + schema["categorical"])
-    return _latency(lambda u: online.get(u, names), users)
+    return open_feature_source(ws, latest_features_path(ws), "user_id")
+
+
+def _lookup(root: Path, users: list[int], names: tuple[str, ...]) -> dict[str, Any]:
+    source = _source(root)
+    return _latency(lambda u: source.get(u, names), users)
+
+
+REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "duration_us": %d, "non_2xx": %d, ' ..
+    '"socket_errors": %d, "p50_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _wrk(url: str, script: Path, seconds: int) -> dict[str, Any]:
+    args = ["wrk", "-t1", "-c4", f"-d{seconds}s", "-s", str(script), url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    raw = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    return {"requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+            "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000,
+            "non_2xx": raw["non_2xx"], "socket_errors": raw["socket_errors"]}
+
+
+def _http(root: Path, users: list[int], seconds: int, rounds: int = 3) -> dict[str, Any]:
+    """/live and /predict by user_id on the real server, one worker, wrk with 4 connections,
+    alternated `rounds` times (the machine is shared: a ratio is taken within each round)."""
+    from churnctl.workspace import Workspace
+    from tests.serving_demo import running_server
+
+    ids = ",".join(str(u) for u in users[:WRK_USERS])
+    scripts = {"live": REPORT, "predict": (
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"local ids = {{{ids}}}\n"
+        "request = function()\n"
+        "  return wrk.format(nil, nil, nil, '{\"user_id\": ' .. ids[math.random(#ids)] .. '}')\n"
+        f"end\n{REPORT}")}
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, text in scripts.items():
+            paths[name] = Path(tmp) / f"{name}.lua"
+            paths[name].write_text(text)
+        with running_server(Workspace(root), {"reload_interval_seconds": 0}) as server:
+            for name in ("live", "predict"):
+                _wrk(server.url + f"/{name}", paths[name], 2)  # warm-up
+            for _ in range(rounds):
+                pair = {name: _wrk(server.url + f"/{name}", paths[name], seconds)
+                        for name in ("live", "predict")}
+                pair["predict_over_live"] = round(pair["predict"]["requests_per_second"]
+                                                  / pair["live"]["requests_per_second"], 3)
+                runs.append(pair)
+    ratio = statistics.median(run["predict_over_live"] for run in runs)
+    errors = sum(run["predict"]["non_2xx"] for run in runs)
+    return {"rounds": runs, "predict_over_live_median": ratio,
+            "predict_p99_ms_median": statistics.median(r["predict"]["p99_ms"] for r in runs),
+            "meets_target": bool(ratio >= 0.5 and errors == 0)}
+
+
+def _handler(root: Path, users: list[int]) -> dict[str, Any]:
+    """The /predict handler's own time for `{"user_id"}` (look-up, validation, scoring; no
+    HTTP), called in-process on the app the server builds."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from churnctl.serving.app import create_app
+    from churnctl.workspace import Workspace
+
+    app = create_app(Workspace(root), {"reload_interval_seconds": 0})
+    app.state.holder.refresh()
+    handler = next(r.endpoint for r in app.routes if getattr(r, "path", "") == "/predict")
+
+    async def call(user: int) -> float:
+        body = json.dumps({"user_id": user}).encode()
+        scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        began = time.perf_counter()
+        answer = await handler(Request(scope, receive))
+        assert answer.status_code == 200, answer.body[:300]
+        return (time.perf_counter() - began) * 1000
+
+    async def all_calls() -> list[float]:
+        for user in users[:50]:
+            await call(user)
+        return [await call(user) for user in users]
+
+    samples = sorted(asyncio.run(all_calls()))
+    return {"p50_ms": round(statistics.median(samples), 3),
+            "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 3), "calls": len(samples)}
+
+
+def _redis_ping(address: str, users: list[int]) -> dict[str, float]:
+    """The floor under any Redis look-up on this machine: a PING's round trip."""
+    import redis
+
+    host, port = address.rsplit(":", 1)
+    client = redis.Redis(host=host, port=int(port))
+    return _latency(lambda _: client.ping(), users)
 
 
 def _offline(root: Path) -> dict[str, Any]:
+    """The point-in-time join of train + test + latest rows, then a full materialize."""
     import pandas as pd
 
     from churnctl.backends.features_feast import FeastFeaturesOptions, repo_spec
@@ -79,65 +197,115 @@ def _offline(root: Path) -> dict[str, Any]:
     from churnctl.workspace import Workspace
 
     artifact = latest_artifact(Workspace(root), "features")
-    train = pd.read_parquet(artifact.table("train"))
+    parts = [pd.read_parquet(artifact.table(name), columns=["user_id", "as_of"])
+             for name in ("train", "test", "latest")]
+    entities = pd.concat(parts, ignore_index=True)
     spec = repo_spec(FeastFeaturesOptions(), artifact.meta("feature_schema")["numeric"])
     began = time.perf_counter()
     store = S.open_store(root / "feature_repo")
     opened = time.perf_counter() - began
     began = time.perf_counter()
-    S.historical(store, spec, train[["user_id", "as_of", "churn_label"]])
+    S.historical(store, spec, entities)
     join = time.perf_counter() - began
     meta = artifact.meta("feature_store")
     began = time.perf_counter()
     S.materialize(store, S.end_of(pd.Timestamp(meta["last_day"])),
                   pd.Timestamp(meta["first_day"]).to_pydatetime(), incremental=False)
     return {"open_store_s": round(opened, 3), "point_in_time_join_s": round(join, 3),
-            "join_rows": len(train), "materialize_full_s": round(time.perf_counter() - began, 3),
-            "offline_rows": int(pd.read_parquet(artifact.table("user_features")).shape[0])}
+            "join_rows": len(entities), "materialize_full_s": round(time.perf_counter() - began, 3),
+            "offline_rows": int(pd.read_parquet(artifact.table("user_features"),
+                                                columns=["user_id"]).shape[0])}
 
 
-def main() -> None:
+def _redis() -> tuple[subprocess.Popen[bytes], str] | None:
+    if shutil.which("redis-server") is None:
+        return None
+    from tests.redis_service import start_redis
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    return start_redis(folder)
+
+
+def default_data(seconds: int) -> dict[str, Any]:
     import pandas as pd
 
-    from churnctl.serving.lookup import FeatureTable
+    from churnctl.runs import latest_artifact
+    from churnctl.workspace import Workspace
 
-    figures: dict[str, Any] = {"data": "built-in default: 2,000 users x 120 days",
-                               "load_average_at_start": os.getloadavg()[0]}
+    figures: dict[str, Any] = {"data": "built-in default: 2,000 users x 120 days"}
+    stage: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-feast-") as tmp:
         root = Path(tmp)
-        pandas_row = _run(root)
-        figures["features_stage_s"] = {"pandas": round(pandas_row["seconds"], 3)}
-        from churnctl.runs import latest_artifact
-        from churnctl.workspace import Workspace
-
-        parquet = FeatureTable.read(latest_artifact(Workspace(root), "features").table("latest"))
-        feast_row = _run(root, "features.backend=feast")
-        figures["features_stage_s"]["feast_sqlite"] = round(feast_row["seconds"], 3)
+        stage["pandas"] = round(_run(root)["seconds"], 3)
         latest = pd.read_parquet(latest_artifact(Workspace(root), "features").table("latest"))
         ids = [int(u) for u in latest["user_id"]]
         users = [random.Random(7).choice(ids) for _ in range(LOOKUPS)]
         names = tuple(c for c in latest.columns if c not in ("user_id", "as_of"))
-        figures["lookup_ms"] = {"v1_parquet_snapshot": _latency(
-            lambda u: parquet.get(u, names), users)}
-        figures["lookup_ms"]["feast_sqlite"] = _online(root, users)
+        # Only users the stale-row rule lets through (the TTL): /predict must answer 200.
+        fresh = set(latest.loc[latest["as_of"] >= latest["as_of"].max() - pd.Timedelta(
+            days=1), "user_id"].astype(int))
+        users = [u for u in users if u in fresh]
+        lookup = {"v1_parquet_snapshot": _lookup(root, users, names)}
+        handler = {"v1_parquet_snapshot": _handler(root, users)}
+        http = {"v1_parquet_snapshot": _http(root, users, seconds)}
+        feast = ("features.backend=feast",)
+        stage["feast_sqlite"] = round(_run(root, *feast, only=("features",))["seconds"], 3)
+        again = _run(root, *feast, only=("features",))
+        stage["feast_sqlite_second_run"] = {"seconds": round(again["seconds"], 3),
+                                            "status": again["status"]}
+        lookup["feast_sqlite"] = _lookup(root, users, names)
+        handler["feast_sqlite"] = _handler(root, users)
+        http["feast_sqlite"] = _http(root, users, seconds)
         figures["feast_offline"] = _offline(root)
-        redis = shutil.which("redis-server")
-        if redis:
-            from tests.redis_service import free_port
-
-            port = free_port()
-            server = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1",
-                                       "--save", "", "--appendonly", "no"],
-                                      stdout=subprocess.DEVNULL)
+        server = _redis()
+        if server is not None:
+            process, address = server
             try:
-                time.sleep(0.5)
-                row = _run(root, "features.backend=feast", "features.online_store=redis",
-                           f"features.redis_connection=127.0.0.1:{port}")
-                figures["features_stage_s"]["feast_redis"] = round(row["seconds"], 3)
-                figures["lookup_ms"]["feast_redis"] = _online(root, users)
+                redis = (*feast, "features.online_store=redis",
+                         f"features.redis_connection={address}")
+                stage["feast_redis"] = round(_run(root, *redis, only=("features",))["seconds"], 3)
+                lookup["feast_redis"] = _lookup(root, users, names)
+                lookup["redis_ping_floor"] = _redis_ping(address, users)
+                handler["feast_redis"] = _handler(root, users)
+                http["feast_redis"] = _http(root, users, seconds)
             finally:
-                server.terminate()
-                server.wait(timeout=10)
+                process.terminate()
+                process.wait(timeout=10)
+    figures.update(features_stage_s=stage, lookup_ms=lookup, predict_handler_ms=handler,
+                   predict_by_user_id_http=http)
+    return figures
+
+
+def large_data(users: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {"data": f"built-in, {users:,} users x 120 days"}
+    with tempfile.TemporaryDirectory(prefix="bench-feast-large-") as tmp:
+        root = Path(tmp)
+        size = (f"ingest.users={users}",)
+        pandas = _run(root, *size, only=("ingest", "validate", "features"))
+        feast = _run(root, *size, "features.backend=feast", only=("features",))
+        figures["features_stage_s"] = {"pandas": round(pandas["seconds"], 3),
+                                       "feast_sqlite": round(feast["seconds"], 3)}
+        figures["feast_offline"] = _offline(root)
+    join = figures["feast_offline"]["point_in_time_join_s"]
+    figures["meets_target"] = bool(join <= 60)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench_feast needs wrk: apt-get install -y wrk")
+    figures: dict[str, Any] = {"load_average_at_start": os.getloadavg()[0]}
+    figures["default"] = default_data(args.seconds)
+    figures["load_average_after_default"] = os.getloadavg()[0]
+    if not args.skip_large:
+        figures["large"] = large_data(args.users)
+    elif (RESULTS / "feast.json").is_file():  # keep the last large-data figures
+        figures["large"] = json.loads((RESULTS / "feast.json").read_text()).get("large")
     figures["load_average_at_end"] = os.getloadavg()[0]  # a shared machine: read with it
     write_results("feast", figures)
 
