@@ -18,6 +18,7 @@ from typing import Any
 from churnctl.errors import UserError
 
 SKIPPED_ROUTES = "live,ready,metrics"  # health and metrics: no spans
+RATIO_ENV = "CHURNCTL_TRACE_SAMPLE_RATIO"
 _state: dict[str, Any] = {"tracer": None, "provider": None}
 
 
@@ -76,8 +77,8 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
     except ImportError:
         raise UserError("tracing is configured but OpenTelemetry is not installed: "
                         "pip install 'churnctl[otel]'") from None
-    ratio = sample_ratio if sample_ratio is not None else float(
-        os.environ.get("CHURNCTL_TRACE_SAMPLE_RATIO", "1.0"))
+    ratio = sample_ratio if sample_ratio is not None else _env_ratio()
+    ratio = 1.0 if ratio is None else ratio
     if not 0.0 <= ratio <= 1.0:
         raise UserError(f"tracing sample_ratio {ratio}: use a number from 0 to 1")
     protocol = protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
@@ -93,15 +94,31 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
     return True
 
 
+def _env_ratio() -> float | None:
+    raw = os.environ.get(RATIO_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise UserError(f"{RATIO_ENV}={raw!r}: use a number from 0 to 1") from None
+
+
 def configure_from(binding: Any) -> bool:
-    """configure() from a profile's `tracing:` binding (backend otlp), else from the env."""
+    """configure() from a profile's `tracing:` binding (backend otlp), else from the env.
+
+    CHURNCTL_TRACE_SAMPLE_RATIO beats the profile's sample_ratio (env over project config, as
+    for every CHURNCTL_* setting): a deployment's ConfigMap samples less than the profile.
+    """
     options = dict(getattr(binding, "options", None) or {}) if binding is not None else {}
     if binding is not None and getattr(binding, "backend", "otlp") not in ("otlp", "none"):
         raise UserError(f"tracing backend {binding.backend!r}: use otlp")
     if binding is not None and binding.backend == "none":
         return False
+    ratio = _env_ratio()
     return configure(options.get("endpoint"), options.get("protocol"),
-                     options.get("sample_ratio"), options.get("service", "churnctl"))
+                     options.get("sample_ratio") if ratio is None else ratio,
+                     options.get("service", "churnctl"))
 
 
 def shutdown() -> None:
