@@ -1,9 +1,10 @@
 """The features of features.pandas as Spark DataFrame operations (features.spark).
 
 Same definitions as churnctl/domain/features.py, laid out for a cluster instead of a dense
-users x days array: events are grouped into user-day rows, every snapshot (user, as-of day) is
-a probe row among them, and the 7/14/30-day windows, the recency and the label are range
-window frames over day numbers, all in one partitioning by user (one shuffle, no Python UDF).
+users x days array: events are grouped into user-day rows, every snapshot (user, as-of day)
+puts marker rows among them, and the 7/14/30-day windows, the recency and the label come from
+one range window frame over day numbers (running sums per user, differenced at the markers),
+in one partitioning by user; no Python UDF.
 Which days are snapshots and how they split into train and test is decided on the driver by
 the pandas backend's own functions, so both backends share one definition of the split.
 
@@ -137,37 +138,66 @@ def daily_activity(events: Any, activity_events: tuple[str, ...], path: str,
 def snapshot_rows(daily: Any, first: Any, rows: Any, history: bool, as_of: list[int],
                   labelled: set[int], start: int, config: D.FeatureConfig) -> Any:
     """domain.features.snapshots for every day in `as_of` in one pass (label only on
-    `labelled` days)."""
+    `labelled` days).
+
+    Like the pandas cube, a window sum is a difference of running sums: for a snapshot at t,
+    marker rows at t, t - N (each window N) and t + horizon (label) sit among the user-day
+    rows, one running-sum frame per user (O(rows), where a sliding frame re-adds its window
+    for every row) gives the sums up to each marker, and the markers of one snapshot are then
+    folded into its row."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    # Snapshot (user, t) exists when the user had an active day in (t - active_within, t].
-    days = F.array(*[F.lit(t) for t in as_of])
-    reach = F.sequence(F.col("day"), F.col("day") + F.lit(config.active_within_days - 1))
-    probes = (daily.where(F.col("active") > 0)
-              .select("user_id", F.explode(F.array_intersect(reach, days)).alias("day"))
-              .distinct())
-    probes = probes.select("user_id", "day", *[F.lit(0.0).cast("float").alias(c) for c in SUMMED],
-                           F.lit(True).alias("_probe"))
-    measured = daily.select("user_id", "day", *SUMMED, F.lit(False).alias("_probe"))
-    both = measured.unionByName(probes)
+    # Snapshot (user, t) exists when the user had an active day in (t - active_within, t]:
+    # candidates are the snapshot days of each user's active span (one row per user, exploded),
+    # kept when the running last active day at t says so.
+    within = config.active_within_days
+    spans = daily.where(F.col("active") > 0).groupBy("user_id").agg(
+        F.min("day").alias("_lo"), (F.max("day") + F.lit(within - 1)).alias("_hi"))
+    probes = spans.select("user_id", F.explode(F.filter(
+        F.array(*[F.lit(t) for t in as_of]),
+        lambda t: (t >= F.col("_lo")) & (t <= F.col("_hi")))).alias("_anchor"))
+    horizon = config.label_horizon_days
+    label_kind = -1
+    offsets = F.array(*[F.struct(F.lit(offset).alias("offset"), F.lit(kind).alias("kind"))
+                        for offset, kind in [(0, 0), *((-w, w) for w in config.windows)]])
+    markers = probes.select("user_id", "_anchor", F.explode(offsets).alias("m")).unionByName(
+        probes.where(F.col("_anchor").isin(sorted(labelled))).select(
+            "user_id", "_anchor", F.struct(F.lit(horizon).alias("offset"),
+                                           F.lit(label_kind).alias("kind")).alias("m")))
+    markers = markers.select("user_id", (F.col("_anchor") + F.col("m.offset")).alias("day"),
+                             *[F.lit(0.0).cast("float").alias(c) for c in SUMMED],
+                             "_anchor", F.col("m.kind").alias("_kind"))
+    measured = daily.select("user_id", "day", *SUMMED, F.lit(None).cast("long").alias("_anchor"),
+                            F.lit(None).cast("int").alias("_kind"))
+    upto = (Window.partitionBy("user_id").orderBy("day")
+            .rangeBetween(Window.unboundedPreceding, 0))  # days <= this row's day
+    running = (measured.unionByName(markers)
+               .select("user_id", "_anchor", "_kind",
+                       *[F.sum(m).over(upto).alias(m) for m in SUMMED],
+                       F.max(F.when(F.col("active") > 0, F.col("day"))).over(upto)
+                       .alias("_last"))
+               .where(F.col("_kind").isNotNull()))
 
-    by_day = Window.partitionBy("user_id").orderBy("day")
+    def at(kind: int, column: str) -> Any:
+        return F.max(F.when(F.col("_kind") == kind, F.col(column))).alias(f"_{column}_{kind}")
+
+    folded = running.groupBy("user_id", "_anchor").agg(
+        *[at(kind, m) for kind in (0, *config.windows) for m in SUMMED],
+        at(label_kind, "active"), at(0, "_last"))
     columns = []
     for window in config.windows:
-        frame = by_day.rangeBetween(-(window - 1), 0)
-        sums = {metric: F.sum(metric).over(frame) for metric in SUMMED}
+        sums = {m: F.col(f"_{m}_0") - F.col(f"_{m}_{window}") for m in SUMMED}
         for name, metric in D.WINDOW_METRICS.items():
             columns.append(sums[metric].alias(f"{name}_{window}d"))
         attempts, total = sums["quiz_attempt"], sums["quiz_score_sum"]
         columns.append(F.when(attempts > 0, total / attempts).otherwise(0.0)
                        .alias(f"quiz_avg_score_{window}d"))
-    last_active = F.max(F.when(F.col("active") > 0, F.col("day"))).over(
-        by_day.rangeBetween(Window.unboundedPreceding, 0))
-    future = F.sum("active").over(by_day.rangeBetween(1, config.label_horizon_days))
-    frame = (both.select("user_id", "day", "_probe", *columns,
-                         last_active.alias("_last"), future.alias("_future"))
-             .where("_probe").drop("_probe"))
+    frame = folded.select(F.col("_anchor").alias("day"), "user_id", *columns,
+                          F.col("__last_0").alias("_last"),
+                          (F.col(f"_active_{label_kind}") - F.col("_active_0")).alias("_future"))
+    frame = frame.where(F.col("_last").isNotNull()
+                        & (F.col("day") - F.col("_last") < F.lit(within)))
     if 30 in config.windows:
         paid = F.col("payment_success_30d") + F.col("payment_failed_30d")
         frame = frame.withColumn("payment_fail_rate_30d", F.when(
@@ -176,7 +206,7 @@ def snapshot_rows(daily: Any, first: Any, rows: Any, history: bool, as_of: list[
                              (F.col("day") - F.col("_last")).cast("double"))
     frame = with_static(frame, first, rows, history, start)
     label = F.when(F.col("day").isin(sorted(labelled)),
-                   F.when(F.coalesce(F.col("_future"), F.lit(0.0)) == 0, 1).otherwise(0))
+                   F.when(F.col("_future") == 0, 1).otherwise(0))
     numeric, categorical = D.feature_columns(config)
     return frame.select(
         "user_id", "day",
