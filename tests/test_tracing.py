@@ -112,12 +112,17 @@ def test_api_server_spans_propagate_trace_context(memory: InMemorySpanExporter,
     assert answer.status_code == 200, answer.text
     spans = memory.get_finished_spans()
     (server,) = [s for s in spans if s.kind.name == "SERVER"]
+    assert server.name == "POST /predict"  # FastAPI's native server span, one per request
+    assert server.attributes["http.route"] == "/predict"
+    assert server.attributes["http.response.status_code"] == 200
     assert format(server.context.trace_id, "032x") == trace_id
     assert format(server.parent.span_id, "016x") == parent_id
     (score,) = [s for s in spans if s.name == "churnctl score"]
     assert score.context.trace_id == server.context.trace_id
     assert score.attributes["churnctl.model_version"] == answer.json()["model_version"]
     assert score.attributes["churnctl.rows"] == 1
+    assert score.parent.span_id == server.context.span_id
+    assert len(spans) == 2  # no ASGI send/receive spans, no FastAPI operation spans
 
 
 # -- a real OTLP collector ------------------------------------------------------------------
