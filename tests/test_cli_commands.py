@@ -21,8 +21,9 @@ def test_backends_lists_builtin_and_planned(cli) -> None:
     rows = {(r["stage"], r["name"]): r for r in json.loads(result.stdout)}
     assert rows[("train", "sklearn")]["installed"] is True
     assert rows[("ingest", "files")]["target"].endswith("FilesIngest")
-    assert rows[("validate", "gx-spark")]["implemented"] is False
-    assert rows[("validate", "gx-spark")]["install"] == "pip install 'churnctl[gx]'"
+    assert rows[("orchestrator", "kubeflow")]["implemented"] is False
+    assert rows[("orchestrator", "kubeflow")]["install"] == "pip install 'churnctl[kubeflow]'"
+    assert rows[("validate", "gx-spark")]["install"] == "pip install 'churnctl[gx,spark]'"
     assert rows[("validate", "gx")]["implemented"] is True
     table = cli("backends")
     assert "planned" in table.stdout and "installed" in table.stdout
@@ -33,10 +34,12 @@ def test_doctor_passes_for_v1_and_names_what_v4_lacks(cli) -> None:
     assert ok.exit_code == 0, ok.output
     checks = {c["binding"]: c for c in json.loads(ok.stdout)["checks"]}
     assert checks["train"]["ok"] and "sklearn" in checks["train"]["detail"]
-    missing = cli("doctor", "--profile", "v4", "--json")  # features.spark is planned
+    # Every backend of v4 is implemented now; orchestrator.kubeflow is still planned.
+    Path("kf.yaml").write_text("name: kf\nextends: v3\norchestrator: {backend: kubeflow}\n")
+    missing = cli("doctor", "--profile", "kf.yaml", "--json")
     assert missing.exit_code == 2
     rows = {c["binding"]: c for c in json.loads(missing.stdout)["checks"]}
-    assert rows["features"]["ok"] is False and "planned" in rows["features"]["detail"]
+    assert rows["orchestrator"]["ok"] is False and "planned" in rows["orchestrator"]["detail"]
 
 
 def test_data_generate_csv_and_parquet(cli, tmp_path: Path) -> None:

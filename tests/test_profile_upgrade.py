@@ -110,9 +110,12 @@ def test_write_refuses_a_file_it_cannot_edit_safely(tmp_path: Path) -> None:
     assert (tmp_path / "churnctl.yaml").read_text() == "profile: v1\nprofile: v2\n"
 
 
-def test_planned_target_backend_cannot_gate() -> None:
-    with pytest.raises(UserError, match=r"gate cannot run: .* planned"):
-        require_runnable(load_profile("v4"))
+def test_planned_target_backend_cannot_gate(tmp_path: Path) -> None:
+    # Every backend of v4 is implemented now; orchestrator.kubeflow is still planned.
+    (tmp_path / "kf.yaml").write_text("name: kf\nextends: v3\norchestrator: {backend: kubeflow}\n")
+    planned = "gate cannot run: orchestrator backend 'kubeflow' of kf is planned"
+    with pytest.raises(UserError, match=planned):
+        require_runnable(load_profile(str(tmp_path / "kf.yaml")))
 
 
 def test_upgrade_to_the_current_profile_is_bad_input(cli, tmp_path: Path) -> None:

@@ -42,13 +42,19 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "after_signup": "warning",
 }
 
-# dtype names GX compares against (numpy names, pandas' nullable dtypes by class name).
+# Type names GX compares against: numpy names and pandas' nullable dtypes by class name for
+# pandas batches, pyspark.sql.types class names for Spark batches (validate.gx-spark). One
+# suite serves both engines: each ignores the other's names, so a user's own expectations in
+# churnctl's suites apply to both. The Spark names are the pandas names' counterparts only
+# (a Parquet int16 is neither int64 nor LongType), so the verdicts agree.
+_TIMES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "TimestampType"]
 TYPE_LISTS: dict[str, list[str]] = {
-    "int": ["int64", "int32", "Int64Dtype", "Int32Dtype"],
-    "float": ["float64", "float32", "Float64Dtype", "int64", "Int64Dtype"],
-    "str": ["str", "object", "string", "StringDtype", "category"],
-    "date": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
-    "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
+    "int": ["int64", "int32", "Int64Dtype", "Int32Dtype", "LongType", "IntegerType"],
+    "float": ["float64", "float32", "Float64Dtype", "int64", "Int64Dtype", "DoubleType",
+              "FloatType", "LongType"],
+    "str": ["str", "object", "string", "StringDtype", "category", "StringType"],
+    "date": _TIMES,
+    "datetime": _TIMES,
 }
 
 # Optional values that one kind of event must carry.

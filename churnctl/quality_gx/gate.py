@@ -22,6 +22,8 @@ from churnctl.quality_gx.contract import (
 )
 from churnctl.quality_gx.docs import make_offline
 from churnctl.quality_gx.project import (
+    PANDAS,
+    Engine,
     docs_site,
     open_project,
     prune_validation_results,
@@ -78,18 +80,19 @@ def text_as_strings(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(text, "string")) if text else frame
 
 
-def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
+def run_checkpoints(root: Path, frames: dict[str, Any],
                     suites: dict[str, list[ExpectationSpec]], severity: dict[str, str],
                     parameters: dict[str, Any], docs_dir: Path | None, keep_results: int,
-                    ) -> tuple[list[CheckResult], Path | None]:
+                    engine: Engine = PANDAS) -> tuple[list[CheckResult], Path | None]:
     """Regenerate the project's churnctl part, run one checkpoint per table, build the docs,
-    then prune the validated suites' stored results to the newest `keep_results` runs."""
+    then prune the validated suites' stored results to the newest `keep_results` runs.
+    `frames` are pandas DataFrames, or Spark DataFrames with `engine` SPARK."""
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
     )
 
     context = open_project(root)
-    checkpoints = sync_project(context, suites, severity)
+    checkpoints = sync_project(context, suites, severity, engine)
     # The checkpoints' docs actions build nothing (no site, in memory); the docs are built
     # once for all tables below, from this run's results only.
     context.variables.data_docs_sites = {}
@@ -97,9 +100,13 @@ def run_checkpoints(root: Path, frames: dict[str, pd.DataFrame],
     built: list[Any] = []
     validated: set[str] = set()
     for table, checkpoint in checkpoints.items():
-        with copy_on_write():
-            batch = text_as_strings(frames[table])
-            outcome = checkpoint.run(batch_parameters={"dataframe": batch},
+        if engine is PANDAS:
+            with copy_on_write():
+                batch = text_as_strings(frames[table])
+                outcome = checkpoint.run(batch_parameters={"dataframe": batch},
+                                         expectation_parameters=parameters)
+        else:
+            outcome = checkpoint.run(batch_parameters={"dataframe": frames[table]},
                                      expectation_parameters=parameters)
         for identifier, validation in outcome.run_results.items():
             results += [_check_result(table, item) for item in validation.results]

@@ -1,9 +1,12 @@
 """The file-mode GX project in the workspace (`gx/`): checked, then regenerated idempotently.
 
 churnctl owns what is named `churnctl_*` (its suites, validation definitions and checkpoints)
-and the `churnctl` pandas data source. It rewrites a file only when its content would change,
-keeps expectations a user added to a churnctl suite, keeps validation definitions a user
-added to a churnctl checkpoint, and never touches anything else in `gx/`.
+and its data sources: `churnctl` (pandas, validate.gx) and `churnctl_spark` (Spark,
+validate.gx-spark). Both engines validate with the same suites; each has its own validation
+definitions and checkpoints (`churnctl_users`, `churnctl_spark_users`), since a validation
+definition names the data source its batches come from. It rewrites a file only when its
+content would change, keeps expectations a user added to a churnctl suite, keeps validation
+definitions a user added to a churnctl checkpoint, and never touches anything else in `gx/`.
 
 Every JSON file under `gx/` is read and checked before anything is written, so a broken file
 (a user's edit gone wrong) stops the run with one line naming it and leaves `gx/` as it was.
@@ -14,15 +17,33 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from churnctl.errors import DataError
-from churnctl.quality_gx.contract import MARK, ExpectationSpec, suite_name
+from churnctl.quality_gx.contract import MARK, SUITE_PREFIX, ExpectationSpec, suite_name
 
 PROJECT_DIR = "gx"
 DATA_SOURCE = "churnctl"
 BATCH = "whole_table"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where a checkpoint's batches come from: GX's pandas or Spark dataframe data source."""
+
+    kind: str  # "pandas" or "spark": which add_<kind> creates the data source
+    data_source: str
+    prefix: str  # of its validation definitions and checkpoints
+
+    def run_name(self, table: str) -> str:
+        """The validation definition's and the checkpoint's name for `table`."""
+        return f"{self.prefix}{table}"
+
+
+PANDAS = Engine("pandas", DATA_SOURCE, SUITE_PREFIX)
+SPARK = Engine("spark", "churnctl_spark", f"{SUITE_PREFIX}spark_")
 DOCS_ACTION = "update_data_docs"
 # BASIC has what the gate reports (unexpected_count, a few unexpected values, observed
 # values); SUMMARY adds value counts and row indexes per expectation: a third of the
@@ -137,11 +158,12 @@ def sync_suite(context: Any, table: str, specs: list[ExpectationSpec],
     return context.suites.add_or_update(suite)
 
 
-def _batch_definition(context: Any, table: str) -> Any:
+def _batch_definition(context: Any, table: str, engine: Engine) -> Any:
     try:
-        source = context.data_sources.get(DATA_SOURCE)
+        source = context.data_sources.get(engine.data_source)
     except (KeyError, ValueError, LookupError):
-        source = context.data_sources.add_pandas(name=DATA_SOURCE)
+        add = getattr(context.data_sources, f"add_{engine.kind}")
+        source = add(name=engine.data_source)
     try:
         asset = source.get_asset(table)
     except LookupError:
@@ -152,20 +174,21 @@ def _batch_definition(context: Any, table: str) -> Any:
         return asset.add_batch_definition_whole_dataframe(BATCH)
 
 
-def sync_checkpoint(context: Any, table: str, suite: Any) -> Any:
+def sync_checkpoint(context: Any, table: str, suite: Any, engine: Engine = PANDAS) -> Any:
     """The validation definition and the checkpoint that runs churnctl's suite on `table`."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
 
     not_found = _not_found()
-    name = suite_name(table)
-    batch = _batch_definition(context, table)
+    name = engine.run_name(table)
+    batch = _batch_definition(context, table, engine)
     try:
         definition = context.validation_definitions.get(name)
-        current = (definition.suite.name, definition.data.name, definition.data.data_asset.name)
+        current = (definition.suite.name, definition.data.name, definition.data.data_asset.name,
+                   definition.data.data_asset.datasource.name)
     except not_found:  # missing, or pointing at something that is gone
         definition, current = None, None
-    if current != (name, BATCH, table):
+    if current != (suite.name, BATCH, table, engine.data_source):
         definition = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=name, data=batch, suite=suite))
     try:
@@ -187,9 +210,10 @@ def sync_checkpoint(context: Any, table: str, suite: Any) -> Any:
 
 
 def sync_project(context: Any, suites: dict[str, list[ExpectationSpec]],
-                 severity: dict[str, str]) -> dict[str, Any]:
+                 severity: dict[str, str], engine: Engine = PANDAS) -> dict[str, Any]:
     """Regenerate churnctl's part of the project; returns table -> checkpoint."""
-    return {table: sync_checkpoint(context, table, sync_suite(context, table, specs, severity))
+    return {table: sync_checkpoint(context, table, sync_suite(context, table, specs, severity),
+                                   engine)
             for table, specs in suites.items()}
 
 

@@ -120,16 +120,17 @@ def _endpoint(scheme: str, rest: str) -> tuple[str, int]:
     return host, port or default
 
 
-def check_master(master: str, timeout: float = PROBE_SECONDS) -> None:
-    """A cluster master must answer within `timeout` seconds: one line and exit 2 if not."""
+def check_master(master: str, timeout: float = PROBE_SECONDS, stage: str = "features") -> None:
+    """A cluster master must answer within `timeout` seconds: one line and exit 2 if not.
+    `stage` names the profile key in the message (validate.gx-spark has a master too)."""
     problem = master_problem(master)
     if problem:
-        raise UserError(f"features.{problem}")
+        raise UserError(f"{stage}.{problem}")
     if master.startswith("local"):
         return
     if master == "yarn":
         if not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
-            raise UserError("features.master yarn: set HADOOP_CONF_DIR or YARN_CONF_DIR to the "
+            raise UserError(f"{stage}.master yarn: set HADOOP_CONF_DIR or YARN_CONF_DIR to the "
                             "cluster's configuration directory")
         return
     scheme, _, rest = master.partition("://")
@@ -139,9 +140,9 @@ def check_master(master: str, timeout: float = PROBE_SECONDS) -> None:
             return
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise UserError(f"features.master {master}: {host}:{port} did not answer within "
+        raise UserError(f"{stage}.master {master}: {host}:{port} did not answer within "
                         f"{timeout:g} s ({reason}); start the cluster or fix the URL "
-                        "(e.g. --set features.master=local[*])") from None
+                        f"(e.g. --set {stage}.master=local[*])") from None
 
 
 def job_conf() -> dict[str, str]:

@@ -1,0 +1,139 @@
+"""validate.gx-spark: validate.gx's suite on Spark DataFrames, with validate.gx's verdicts.
+
+Parity: every case of the bad-input corpus (tests/test_gx_parity.py, itself checked against
+the pandas gate) runs `ingest` + `validate` once with gx and once with gx-spark on the same
+files: same exit code, same offending table.column set of gate errors, same after_signup
+warnings, and a one-line failure naming the same values. One Spark session for all of it
+(tests/spark_session.py), reused in-process by the CLI; small data (60 users x 70 days).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churnctl.cli.main import app
+from churnctl.domain.generator import GeneratorConfig, generate
+from tests.conftest import SMALL
+from tests.spark_session import SPARK_MASTER, spark  # noqa: F401  (a session fixture)
+from tests.test_gx_parity import CORPUS
+
+pytestmark = pytest.mark.slow
+
+SPARK_OPTIONS = ("--set", f"validate.master={SPARK_MASTER}", "--set",
+                 "validate.shuffle_partitions=2")
+
+
+@pytest.fixture(scope="module")
+def clean_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return generate(GeneratorConfig(users=60, days=70, seed=3))
+
+
+def _run(root: Path, files: Path, validator: str) -> Any:
+    extra = SPARK_OPTIONS if validator == "gx-spark" else ()
+    return CliRunner().invoke(app, [
+        "run", "--workspace", str(root), "--only", "ingest", "--only", "validate",
+        "--set", "ingest.backend=files", "--set", f"ingest.users={files / 'users.csv'}",
+        "--set", f"ingest.events={files / 'events.csv'}",
+        "--set", f"validate.backend={validator}", *extra], catch_exceptions=False)
+
+
+def _failed(root: Path, severity: str) -> set[tuple[str, str, str]] | None:
+    report = root / "reports" / "validation.json"
+    if not report.exists():
+        return None
+    return {(c["table"], c["column"], c["check"])
+            for c in json.loads(report.read_text())["checks"]
+            if not c["passed"] and c["severity"] == severity}
+
+
+def _errors(result: Any) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_gx_and_gx_spark_agree(spark, tmp_path: Path, clean_tables, case: str) -> None:  # noqa: F811
+    mutate, needles = CORPUS[case]
+    users, events = mutate(*clean_tables)
+    files = tmp_path / "in"
+    files.mkdir()
+    users.to_csv(files / "users.csv", index=False)
+    events.to_csv(files / "events.csv", index=False)
+    gx_result = _run(tmp_path / "gx", files, "gx")
+    spark_result = _run(tmp_path / "spark", files, "gx-spark")
+    assert spark_result.exit_code == gx_result.exit_code, (gx_result.output,
+                                                           spark_result.output)
+    # The same expectations fail, critical and warning alike (GX's own kinds included).
+    assert _failed(tmp_path / "spark", "error") == _failed(tmp_path / "gx", "error")
+    assert _failed(tmp_path / "spark", "warning") == _failed(tmp_path / "gx", "warning")
+    if case == "event_before_signup":
+        assert ("events", "event_time", "after_signup") in _failed(tmp_path / "spark", "warning")
+    if gx_result.exit_code == 0:
+        assert not needles and _failed(tmp_path / "spark", "error") == set()
+        docs = tmp_path / "spark" / ".churnctl" / "artifacts" / "validate"
+        assert list(docs.glob("*/data_docs/index.html"))
+        assert (tmp_path / "spark" / "gx" / "checkpoints" / "churnctl_spark_events.json").is_file()
+        return
+    [line] = _errors(spark_result)
+    assert all(needle in line for needle in needles), line
+    if _failed(tmp_path / "gx", "error") is None:  # stopped by ingest, before validate
+        assert _errors(spark_result) == _errors(gx_result)
+    else:
+        assert "Data Docs: " in line
+        assert Path(line.rsplit("Data Docs: ", 1)[1].split(";")[0]).is_file()
+
+
+def test_a_cluster_master_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "run", "--workspace", str(tmp_path), "--only", "ingest", "--only", "validate",
+        "--set", "ingest.users=30", "--set", "ingest.days=45",
+        "--set", "validate.backend=gx-spark", "--set", "validate.master=spark://127.0.0.1:9",
+        "--set", "validate.connect_timeout_seconds=1"])
+    assert result.exit_code == 2, result.output
+    [line] = _errors(result)
+    assert "validate.master spark://127.0.0.1:9" in line and "did not answer" in line
+    assert not (tmp_path / "reports" / "validation.json").exists()
+
+
+# As docs/v4.md shows it; the stages reuse the test run's session whatever master it names.
+PROFILE = """# gx-spark.yaml: v3 with its validation and features on Spark, one session for both
+name: gx-spark
+extends: v3
+orchestrator: {backend: local}
+stages:
+  validate:
+    backend: gx-spark
+    options: {master: "local[*]"}
+  features:
+    backend: spark
+    options: {master: "local[*]"}
+"""
+
+
+@pytest.fixture
+def no_mlflow_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_v3_with_gx_spark_and_spark_features_runs_end_to_end(
+        spark, tmp_path: Path, no_mlflow_server) -> None:  # noqa: F811
+    assert PROFILE in (Path(__file__).parent.parent / "docs" / "v4.md").read_text()
+    (tmp_path / "gx-spark.yaml").write_text(PROFILE)
+    result = CliRunner().invoke(app, ["run", "--workspace", str(tmp_path), "--profile",
+                                      str(tmp_path / "gx-spark.yaml"), "--json", *SMALL],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    backends = {s["name"]: s["backend"] for s in record["stages"]}
+    assert backends["validate"] == "gx-spark" and backends["features"] == "spark"
+    validate = next(s for s in record["stages"] if s["name"] == "validate")
+    assert Path(validate["summary"]["data_docs"]).is_file()
+    report = json.loads((tmp_path / "reports" / "validation.json").read_text())
+    assert report["checks"] and all(c["passed"] for c in report["checks"]
+                                    if c["severity"] == "error")
+    assert record["metrics"]["pr_auc"] > 0
