@@ -58,6 +58,10 @@ COVERED_ELSEWHERE: dict[str, tuple[str, str]] = {
     # v4 Spark features (issue 16): a JVM and a whole pipeline on Spark (minutes).
     "churnctl run --profile spark.yaml": ("tests/test_features_spark.py", "spark.yaml"),
     "churnctl ab": ("tests/test_ab_serving.py", '"ab", "report"'),
+    # v4 streaming (issue 17): a Kafka-protocol broker (Tansu) and, for score, a trained model.
+    "churnctl stream produce": ("tests/test_stream_produce.py", '"stream", "produce"'),
+    "churnctl stream score": ("tests/test_stream_score.py", '"stream", "score"'),
+    "churnctl run --profile stream.yaml": ("tests/test_stream_e2e.py", "stream.yaml"),
     # Two or more whole pipelines each (a minute or more): run by the tests of the commands.
     "churnctl parity": ("tests/test_parity.py", '"parity", "v1", "v2"'),
     "churnctl profile upgrade --to v2 --gate": ("tests/test_profile_upgrade.py",

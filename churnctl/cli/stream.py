@@ -88,6 +88,10 @@ def score_command(
     group: Annotated[str, typer.Option("--group", help="Consumer group.")] = "churnctl-scorer",
     batch: Annotated[int, typer.Option("--batch", min=1, max=100_000,
                                        help="Events per batch (scored, then committed).")] = 500,
+    max_wait_ms: Annotated[int, typer.Option(
+        "--max-wait-ms", min=1, max=60_000,
+        help="Close a batch after this long even if it is not full (latency at low "
+             "rates).")] = 50,
     unknown_users: Annotated[str, typer.Option(
         "--unknown-users", help="An event of a user without a users row: `default` scores it "
         "with default attributes, `dead-letter` sends it to the dead-letter topic.")] = "default",
@@ -130,6 +134,7 @@ def score_command(
     options = ScoreOptions(
         bootstrap=bootstrap_servers(bootstrap), topic=topic, output_topic=output_topic,
         dead_letter_topic=dead_letter_topic, group=group, batch=batch,
+        max_wait=max_wait_ms / 1000,
         unknown_users=unknown_users,  # type: ignore[arg-type]
         metrics_port=metrics_port, stop_when_idle=stop_when_idle,
         session_timeout_ms=session_timeout_ms)

@@ -81,16 +81,27 @@ def window_features(state: UserState, today: int, signup_day: int, static: dict[
                     config: FeatureConfig) -> dict[str, Any]:
     """The model's features for `today`, as features.snapshots computes them."""
     row: dict[str, Any] = {}
-    for window in config.windows:
-        sums = [0.0] * len(DAILY)
-        for day in range(today - window + 1, today + 1):
-            values = state.days.get(day)
-            if values is not None:
-                sums = [a + b for a, b in zip(sums, values, strict=True)]
+    windows = sorted(config.windows)
+    # Each kept day is added once, into the shortest window holding it; the longer windows
+    # are then running totals of the shorter ones.
+    buckets = [[0.0] * len(DAILY) for _ in windows]
+    for day, values in state.days.items():
+        age = today - day
+        if age < 0 or age >= windows[-1]:
+            continue
+        index = next(i for i, window in enumerate(windows) if age < window)
+        bucket = buckets[index]
+        for position, value in enumerate(values):
+            bucket[position] += value
+    sums, running = [], [0.0] * len(DAILY)
+    for bucket in buckets:
+        running = [a + b for a, b in zip(running, bucket, strict=True)]
+        sums.append(running)
+    for window, total in zip(windows, sums, strict=True):
         for name, metric in WINDOW_METRICS.items():
-            row[f"{name}_{window}d"] = sums[_INDEX[metric]]
-        attempts = sums[_INDEX["quiz_attempt"]]
-        row[f"quiz_avg_score_{window}d"] = (sums[_INDEX["quiz_score_sum"]] / attempts
+            row[f"{name}_{window}d"] = total[_INDEX[metric]]
+        attempts = total[_INDEX["quiz_attempt"]]
+        row[f"quiz_avg_score_{window}d"] = (total[_INDEX["quiz_score_sum"]] / attempts
                                             if attempts > 0 else 0.0)
     if 30 in config.windows:
         paid = row["payment_success_30d"] + row["payment_failed_30d"]
@@ -113,7 +124,9 @@ class OnlineStore:
         self.path = path
         self.config = config or FeatureConfig()
         self.keep_days = max(self.config.windows)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        # One scorer uses it at a time, maybe from a thread other than the one that opened it.
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                  check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(
             "CREATE TABLE IF NOT EXISTS user_state (user_id INTEGER PRIMARY KEY, state TEXT);"
