@@ -55,6 +55,8 @@ COVERED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "churnctl deploy retry": ("tests/test_rollouts_emulator.py", '"deploy", "retry"'),
     "churnctl deploy analyze": ("tests/test_rollouts_analysis.py", '"--abort-on-failure"'),
     "churnctl serve --profile v4": ("tests/test_ab_serving.py", "FastapiAbServe"),
+    # v4 GX on Spark (issue 16): a JVM, then the v3 pipeline on it.
+    "churnctl run --profile gx-spark.yaml": ("tests/test_gx_spark.py", "gx-spark.yaml"),
     # v4 Spark features (issue 16): a JVM and a whole pipeline on Spark (minutes).
     "churnctl run --profile spark.yaml": ("tests/test_features_spark.py", "spark.yaml"),
     "churnctl ab": ("tests/test_ab_serving.py", '"ab", "report"'),

@@ -137,3 +137,21 @@ def test_v3_with_gx_spark_and_spark_features_runs_end_to_end(
     assert report["checks"] and all(c["passed"] for c in report["checks"]
                                     if c["severity"] == "error")
     assert record["metrics"]["pr_auc"] > 0
+
+
+def test_plan_and_run_name_a_java_too_old(cli, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "jdk-11"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "java").write_text(
+        "#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
+    (home / "bin" / "java").chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    result = cli("plan", "--set", "validate.backend=gx-spark", "--json")
+    assert result.exit_code == 0, result.output
+    validate = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "validate")
+    assert validate["status"] == "unavailable"
+    assert "Java 17 or later" in validate["reason"] and "is Java 11" in validate["reason"]
+    blocked = cli("run", "--set", "validate.backend=gx-spark")
+    assert blocked.exit_code == 2 and "Java 17 or later" in blocked.stderr, blocked.output
+    assert not (tmp_path / "reports" / "validation.json").exists()
