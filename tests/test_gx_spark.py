@@ -155,3 +155,38 @@ def test_plan_and_run_name_a_java_too_old(cli, tmp_path: Path,
     blocked = cli("run", "--set", "validate.backend=gx-spark")
     assert blocked.exit_code == 2 and "Java 17 or later" in blocked.stderr, blocked.output
     assert not (tmp_path / "reports" / "validation.json").exists()
+
+
+def test_both_engines_share_the_suites_and_a_users_expectation(
+        spark, tmp_path: Path) -> None:  # noqa: F811
+    """gx then gx-spark in one workspace: the suites stay byte-identical (no thrash between
+    engines), each engine keeps its own checkpoint, and an expectation a user adds to
+    churnctl's suite is validated on Spark (and reruns the stage)."""
+    def run(validator: str) -> Any:
+        extra = SPARK_OPTIONS if validator == "gx-spark" else ()
+        return CliRunner().invoke(app, [
+            "run", "--workspace", str(tmp_path), "--only", "ingest", "--only", "validate",
+            "--set", "ingest.users=60", "--set", "ingest.days=70",
+            "--set", f"validate.backend={validator}", *extra], catch_exceptions=False)
+
+    assert run("gx").exit_code == 0
+    suite = tmp_path / "gx" / "expectations" / "churnctl_events.json"
+    written = suite.read_bytes()
+    assert run("gx-spark").exit_code == 0
+    assert suite.read_bytes() == written
+    checkpoints = tmp_path / "gx" / "checkpoints"
+    assert {p.name for p in checkpoints.glob("*events.json")} == {
+        "churnctl_events.json", "churnctl_spark_events.json"}
+    data = json.loads(written)
+    data["expectations"].append({
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "watch_minutes", "min_value": 0, "max_value": 1},
+        "meta": {"owner": "team"}})
+    suite.write_text(json.dumps(data, indent=2))
+    failed = run("gx-spark")  # most video watches are longer than a minute
+    assert failed.exit_code == 2, failed.output
+    [line] = _errors(failed)
+    assert "watch_minutes: expect_column_values_to_be_between" in line, line
+    report = json.loads((tmp_path / "reports" / "validation.json").read_text())
+    [team] = [c for c in report["checks"] if c["check"] == "expect_column_values_to_be_between"]
+    assert not team["passed"] and team["failing_rows"] > 0 and team["severity"] == "error"
