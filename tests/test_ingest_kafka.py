@@ -202,3 +202,22 @@ def test_unknown_topic_and_unreachable_broker(kafka_broker: str, tmp_path: Path)
     result, _ = ingest(tmp_path / "ws", profile(tmp_path / "down", down, "t", "u", "g"))
     assert result.exit_code == 2
     assert f"Kafka broker unreachable at {down}" in result.output
+
+
+def test_users_from_a_file_instead_of_a_topic(kafka_broker: str, topics: dict,  # noqa: F811
+                                              tmp_path: Path) -> None:
+    users, _ = generate(GeneratorConfig(users=USERS, days=DAYS))
+    (tmp_path / "files").mkdir()
+    users.to_csv(tmp_path / "files" / "users.csv", index=False)
+    path = tmp_path / "files" / "kafka.yaml"
+    path.write_text(
+        "name: kafka-file\nextends: v1\nstages:\n  ingest:\n    backend: kafka\n"
+        f"    options: {{topic: {topics['topic']}, users_file: users.csv, "
+        f"group: {unique('file')}, bootstrap: '{kafka_broker}'}}\n")
+    result, row = ingest(tmp_path / "files", path)
+    assert result.exit_code == 0, result.output
+    assert row["summary"]["users_rows"] == len(users) and "users.csv" in row["external"]
+    both = tmp_path / "files" / "both.yaml"
+    both.write_text(path.read_text().replace("users_file:", "users_topic: u, users_file:"))
+    result, _ = ingest(tmp_path / "files", both)
+    assert result.exit_code == 2 and "users_topic or users_file, not both" in result.output
