@@ -190,3 +190,25 @@ def test_both_engines_share_the_suites_and_a_users_expectation(
     report = json.loads((tmp_path / "reports" / "validation.json").read_text())
     [team] = [c for c in report["checks"] if c["check"] == "expect_column_values_to_be_between"]
     assert not team["passed"] and team["failing_rows"] > 0 and team["severity"] == "error"
+
+
+def test_validate_suite_shows_a_gx_spark_profiles_severities(cli, tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "name: s\nextends: v3\nstages:\n  validate:\n    backend: gx-spark\n"
+        "    options: {master: \"local[2]\", severity: {after_signup: critical}}\n")
+    result = cli("validate", "suite", "--profile", "s.yaml", "--json")
+    assert result.exit_code == 0, result.output
+    [row] = [r for r in json.loads(result.stdout) if r["kind"] == "after_signup"]
+    assert row["severity"] == "critical"
+
+
+def test_a_customer_table_on_a_gx_spark_profile_gets_the_gx_table_gate(
+        cli, tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("name: s\nextends: v3\nstages:\n  validate:\n"
+                                     "    backend: gx-spark\n")
+    (tmp_path / "t.csv").write_text("id,churn,x\n1,yes,3\n2,no,4\n")
+    result = cli("plan", "--profile", "s.yaml", "--data", "t.csv", "--target", "churn",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    validate = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "validate")
+    assert validate["backend"] == "gx-table"

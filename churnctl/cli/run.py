@@ -136,7 +136,8 @@ def table_validator(data: Path | None, profile: str | None, workspace: Any) -> s
 
     binding = load_profile(resolve_profile_name(profile, workspace_at(workspace))
                            ).stages.get("validate")
-    return "gx-table" if binding is not None and binding.backend == "gx" else "table"
+    return "gx-table" if binding is not None and binding.backend in ("gx", "gx-spark") \
+        else "table"
 
 
 def _runner(profile: str | None, workspace: Any, overrides: list[str], log: Any,

@@ -28,6 +28,7 @@ app = typer.Typer(help="The data quality gate (Great Expectations suites).",
                   no_args_is_help=True)
 TABLES = ("users", "events")
 CUSTOMERS = "customers"  # validate.gx-table's suite, shown once a `--data` run wrote it
+GX_GATES = ("gx", "gx-spark")  # validate backends that run churnctl's GX suites
 
 
 def _gate_options(profile: str | None, root: Any) -> Any:
@@ -36,8 +37,10 @@ def _gate_options(profile: str | None, root: Any) -> Any:
     from churnctl.settings import resolve_profile_name
 
     binding = load_profile(resolve_profile_name(profile, root)).stages.get("validate")
-    options = binding.options if binding is not None and binding.backend == "gx" else {}
-    return GxValidatorOptions.model_validate(options)
+    options = binding.options if binding is not None and binding.backend in GX_GATES else {}
+    # gx-spark's own options (where Spark runs) do not shape the suite.
+    return GxValidatorOptions.model_validate(
+        {k: v for k, v in options.items() if k in GxValidatorOptions.model_fields})
 
 
 def suite_rows(root: Path, options: Any) -> list[dict[str, Any]]:
