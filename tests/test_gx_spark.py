@@ -212,3 +212,38 @@ def test_a_customer_table_on_a_gx_spark_profile_gets_the_gx_table_gate(
     assert result.exit_code == 0, result.output
     validate = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "validate")
     assert validate["backend"] == "gx-table"
+
+
+def test_spark_batches_equal_the_pandas_gates_columns(spark, tmp_path: Path) -> None:  # noqa: F811
+    """spark_batches against gate.events_batch / event_parameters on what the corpus lacks:
+    a signup at midnight and mid-day, a duplicated user with two signups (the first row
+    counts), an unknown user, a null user id, and instants before 1970."""
+    from churnctl.quality_gx.contract import SIGNUP_COLUMN, UNKNOWN_USER_COLUMN
+    from churnctl.quality_gx.gate import event_parameters
+    from churnctl.quality_gx.gate import events_batch as pandas_events_batch
+    from churnctl.quality_gx.spark_batches import event_days, events_batch, read_table
+
+    users = pd.DataFrame({
+        "user_id": [1, 2, 3, 2],
+        "signup_date": pd.to_datetime(["2025-01-02", "2025-01-03 10:30", "1969-12-31 23:59:59.5",
+                                       "2024-01-01"], format="ISO8601")})
+    events = pd.DataFrame({
+        "event_id": [10, 11, 12, 13, 14],
+        "user_id": pd.array([1, 2, 3, 999, None], dtype="Int64"),
+        "event_time": pd.to_datetime(["2025-01-01 23:00", "2025-01-03 09:00", "1969-12-31 12:00",
+                                      "2025-01-05", "2025-02-01 08:00:00.123456789"],
+                                     format="ISO8601")})
+    users.to_parquet(tmp_path / "users.parquet")
+    events.to_parquet(tmp_path / "events.parquet")
+    users, events = pd.read_parquet(tmp_path / "users.parquet"), \
+        pd.read_parquet(tmp_path / "events.parquet")
+    frames = {t: read_table(spark, str(tmp_path / f"{t}.parquet")) for t in ("users", "events")}
+    got = events_batch(frames["users"], frames["events"]).toPandas().sort_values("event_id")
+    want = pandas_events_batch(users, events).sort_values("event_id")
+    assert got["event_time"].tolist() == want["event_time"].dt.floor("us").tolist()
+    assert got[UNKNOWN_USER_COLUMN].tolist()[3] == 999
+    assert got[UNKNOWN_USER_COLUMN].isna().tolist() == want[UNKNOWN_USER_COLUMN].isna().tolist()
+    assert got[SIGNUP_COLUMN].tolist() == want[SIGNUP_COLUMN].tolist()
+    options = {"earliest": pd.Timestamp("1960-01-01"), "as_of": None, "max_future_days": 1}
+    assert event_parameters(pd.DataFrame(), event_days(frames["events"]), **options) == \
+        event_parameters(users, events, **options)
