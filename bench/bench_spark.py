@@ -109,7 +109,9 @@ def main() -> None:
             "wall": round(rows["spark"]["wall_s"] / rows["pandas"]["wall_s"], 2),
             "peak_rss": round(rows["spark"]["peak_rss_mib"] / rows["pandas"]["peak_rss_mib"], 2)}
         figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        write_results("spark" if args.users == 20_000 else f"spark_{args.users}", figures)
+        default = args.users == 20_000 and args.driver_memory == "4g"
+        write_results("spark" if default else f"spark_{args.users}_{args.driver_memory}",
+                      figures)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
