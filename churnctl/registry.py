@@ -23,8 +23,6 @@ GROUP = "churnctl.backends"
 # extra that will install them. `plan` reports these instead of failing on an unknown name.
 PLANNED: dict[str, str] = {
     "orchestrator.kubeflow": "kubeflow",
-    "features.spark": "spark",
-    "ingest.kafka": "kafka",
 }
 
 

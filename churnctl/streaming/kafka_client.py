@@ -53,7 +53,8 @@ def topic_partitions(bootstrap: str, topic: str, timeout: float = CONNECT_SECOND
         except KafkaException:
             if time.monotonic() >= deadline:
                 raise UserError(f"Kafka broker unreachable at {bootstrap} (waited {timeout:g} s); "
-                                "start it or pass --bootstrap HOST:PORT") from None
+                                "start it, or point CHURNCTL_KAFKA_BOOTSTRAP (`stream` commands: "
+                                "--bootstrap; a profile: ingest.bootstrap) at HOST:PORT") from None
     found = metadata.topics.get(topic)
     if found is None or found.error is not None:
         known = ", ".join(sorted(t for t in metadata.topics if not t.startswith("__"))) or "none"
