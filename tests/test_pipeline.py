@@ -133,6 +133,18 @@ def test_plan_names_backends_not_available_yet(cli, monkeypatch: pytest.MonkeyPa
     assert blocked.exit_code == 2 and "validate (gx-dask)" in blocked.stderr
 
 
+def test_plan_table_shows_install_hints_whole(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import churnctl.runner
+
+    real = churnctl.runner.missing_requirements
+    monkeypatch.setattr(churnctl.runner, "missing_requirements", lambda cls: (
+        ["python module great_expectations"] if cls.name == "gx" else real(cls)))
+    table = cli("plan", "--profile", "v3")
+    assert table.exit_code == 0, table.output
+    # rich reads "[gx]" as a markup tag unless escaped: the hint would print as 'churnctl'.
+    assert "pipinstall'churnctl[gx]'" in "".join(c for c in table.stdout if c not in "│ \n")
+
+
 def test_churnctl_state_stays_out_of_git_status(finished_workspace: Path) -> None:
     import subprocess
 

@@ -18,6 +18,7 @@ from churnctl.cli.common import (
     WorkspaceOption,
     console,
     err_console,
+    escape,
     new_table,
     print_json,
     workspace_at,
@@ -285,7 +286,8 @@ def plan_command(
         table.add_column(column)
     for row in rows:
         style = STATUS_STYLE.get(row["status"], "white")
-        table.add_row(row["stage"], row["backend"], f"[{style}]{row['status']}[/]", row["reason"])
+        table.add_row(row["stage"], row["backend"], f"[{style}]{row['status']}[/]",
+                      escape(row["reason"]))
     console().print(table)
 
 
