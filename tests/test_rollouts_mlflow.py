@@ -14,7 +14,6 @@ from churnctl.cli.main import app
 from tests.model_variants import register_shifted
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_pinned_mlflow_version_is_checked_and_served(
@@ -30,13 +29,16 @@ def test_pinned_mlflow_version_is_checked_and_served(
     from churnctl.workspace import Workspace
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(finished_workspace)  # MLflow defaults write to the working directory
     ws = Workspace(finished_workspace)
     assert register_shifted(finished_workspace) == 2
     registry = ModelRegistry(ws.registry)
     uri = "sqlite:///" + str(finished_workspace / ".churnctl" / "mlflow.db")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # Both: mlflow.register_model uses the process-wide registry URI, which an earlier test in
+    # this worker may have pointed at its own store.
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     for local in (1, 2):
         entry = registry.get(local)
         with mlflow.start_run():

@@ -8,33 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
-
 from churnctl.backends.features_pandas import FEATURE_TABLES, PandasFeatures, PandasFeaturesOptions
+from churnctl.spark.options import SparkOptions
 from churnctl.stages import Backend, StageContext, StageOutput
 
 
-class SparkFeaturesOptions(PandasFeaturesOptions):
-    master: str = Field("local[*]", description="local[*], local[N], spark://HOST:PORT, "
-                        "k8s://https://HOST:PORT or yarn")
-    shuffle_partitions: int | None = Field(
-        None, ge=1, description="[default: 2 x the cores for local masters, 200 on a cluster]")
-    driver_memory: str | None = Field(None, pattern=r"^\d+[kmgt]?$",
-                                      description="spark.driver.memory, e.g. 4g")
-    connect_timeout_seconds: float = Field(
-        5.0, gt=0, le=120, description="how long a cluster master may take to answer")
-    conf: dict[str, str] = Field(default_factory=dict,
-                                 description="more Spark settings, e.g. spark.executor.memory")
-
-    @field_validator("master")
-    @classmethod
-    def _known_master(cls, value: str) -> str:
-        from churnctl.spark.session import master_problem
-
-        problem = master_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+class SparkFeaturesOptions(PandasFeaturesOptions, SparkOptions):
+    """features.pandas' options, plus where Spark runs."""
 
 
 class SparkFeatures(Backend):
