@@ -3,9 +3,11 @@
 Every command that writes workspace state (`run`, `stage run`, `tracking sync`, retraining,
 `dvc init/push/pull`) holds this lock; read-only commands never take it.
 
-- **Taking it** creates `.churnctl/lock.json` with `O_CREAT | O_EXCL`, which is atomic on local
-  disks and on NFS v3+ (unlike `flock` on some shared volumes). The file holds JSON: host, pid,
-  command, a random token, started_at and expires_at (a lease, ISO-8601 UTC).
+- **Taking it** writes the holder's JSON to a file of its own and hard-links it to
+  `.churnctl/lock.json`; `link` fails when the lock exists and is atomic on local disks and on
+  NFS (unlike `flock` on some shared volumes), so the lock is never seen half-written. Without
+  hard links it falls back to `O_CREAT | O_EXCL`. The JSON: host, pid, command, a random token,
+  started_at and expires_at (a lease, ISO-8601 UTC).
 - **Holding it** runs a daemon heartbeat thread that renews expires_at every lease/3: it
   re-reads the file, and only while the token is still ours writes a temp file and
   `os.replace`s it over the lock.
@@ -17,7 +19,7 @@ Every command that writes workspace state (`run`, `stage run`, `tracking sync`, 
   SIGKILLed local run does not make the next one wait for its lease. A waiter breaks a stale lock
   by renaming the file to a name of its own (of two waiters, only one rename can succeed),
   checking that what it moved is the expired lock it read (else it puts it back), and retrying
-  the `O_EXCL` create. Leases compare wall clocks: hosts sharing a workspace need clocks in sync
+  the create. Leases compare wall clocks: hosts sharing a workspace need clocks in sync
   to well within a lease (NTP). A holder paused for longer than its lease can lose the lock; its
   heartbeat notices and says so through `log`.
 - **Re-entrant.** Within one process, nested acquisition of the same workspace (the Runner

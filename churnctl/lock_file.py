@@ -15,8 +15,8 @@ from typing import Any
 from churnctl.workspace import Workspace
 
 LOCK_FILE = "lock.json"  # in the workspace's state directory (.churnctl/)
-# A lock file that stays unreadable this long was left by a creator killed between its
-# O_EXCL create and its write (the file is otherwise never incomplete).
+# Where hard links are missing the lock is created with O_EXCL and then written: a lock file
+# that stays unreadable this long was left by a creator killed in between.
 UNREADABLE_GRACE = 10.0
 
 
@@ -147,11 +147,28 @@ def _stale(seen: _Seen, now: float) -> bool:
 
 
 def _create(path: Path, content: bytes) -> bool:
-    """Create the lock file with `content` if there is none; True when this call created it."""
+    """Create the lock file with `content` if there is none; True when this call created it.
+
+    The content is written to a file of this caller's first and hard-linked into place:
+    `link` is atomic and fails when the lock exists (on NFS too), so no reader ever sees a lock
+    file half-written. Filesystems without hard links fall back to `O_EXCL` then write, where
+    a reader can see an empty file for an instant (`_stale` gives that UNREADABLE_GRACE).
+    """
+    draft = path.with_name(f".{path.name}.new.{os.getpid()}.{os.urandom(4).hex()}")
+    _write_new(draft, content)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.link(draft, path)
+        return True
     except FileExistsError:
         return False
+    except OSError:  # no hard links here
+        return _create_in_place(path, content)
+    finally:
+        draft.unlink(missing_ok=True)
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     try:
         view = memoryview(content)
         while view:
@@ -162,6 +179,13 @@ def _create(path: Path, content: bytes) -> bool:
         path.unlink(missing_ok=True)
         raise
     os.close(fd)
+
+
+def _create_in_place(path: Path, content: bytes) -> bool:
+    try:
+        _write_new(path, content)
+    except FileExistsError:
+        return False
     return True
 
 

@@ -228,6 +228,43 @@ def test_breaker_that_moved_a_new_holders_lock_puts_it_back(
     assert [p.name for p in ws.state.iterdir()] == [LOCK_FILE]
 
 
+def test_the_lock_file_never_appears_half_written(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A reader that finds the lock file while its creator still writes it cannot name the
+    # holder; the racing test below once failed that way. The lock appears only complete.
+    path = ws.state / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    real_write = os.write
+    seen_while_writing: list[bool] = []
+
+    def slow_write(fd: int, data: bytes) -> int:
+        seen_while_writing.append(path.exists())
+        return real_write(fd, data[:7])  # a short write: several calls per file
+
+    monkeypatch.setattr(os, "write", slow_write)
+    content = b'{"token": "complete holder", "padding": "' + b"x" * 64 + b'"}'
+    assert _create(path, content)
+    monkeypatch.setattr(os, "write", real_write)
+    assert len(seen_while_writing) > 1 and not any(seen_while_writing)
+    assert path.read_bytes() == content
+    assert not _create(path, b"{}")
+    assert [p.name for p in ws.state.iterdir()] == [LOCK_FILE]
+
+
+def test_without_hard_links_the_lock_is_created_in_place(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = ws.state / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert _create(path, b'{"token": "a"}')
+    assert not _create(path, b'{"token": "b"}')
+    assert path.read_bytes() == b'{"token": "a"}'
+    assert [p.name for p in ws.state.iterdir()] == [LOCK_FILE]
+
+
 def test_racing_processes_on_one_stale_lock(ws: Workspace) -> None:
     _fake_lock(ws, "pod-e", 4242, expires_in=-5)
     start = str(time.time() + 0.8)
