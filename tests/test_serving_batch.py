@@ -182,3 +182,25 @@ def test_serve_command_stops_on_a_busy_port(demo: Workspace) -> None:
         result = CliRunner().invoke(app, ["serve", "-w", str(demo.root), "--port", str(port)])
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_the_server_scores_gradient_boosting_batches_on_the_compiled_library(
+        boosting_demo: Workspace) -> None:
+    pytest.importorskip("tl2cgen")
+    from fastapi.testclient import TestClient
+
+    from churnctl.serving.app import create_app
+
+    server = create_app(boosting_demo, {"max_batch": 500})
+    server.state.holder.refresh()
+    with TestClient(server) as client:
+        assert client.get("/model").json()["scorer"] == "tl2cgen"
+        features = pd.read_parquet(
+            next(boosting_demo.artifacts.glob("features/*/latest.parquet"))).head(400)
+        ids = features["user_id"].tolist()
+        answer = client.post("/predict/batch", json={"customers": [{"user_id": u} for u in ids]})
+    assert answer.status_code == 200, answer.text
+    scores = [row["churn_probability"] for row in answer.json()["predictions"]]
+    np.testing.assert_allclose(scores, _production_model(boosting_demo).predict_proba(features),
+                               rtol=0, atol=1e-9)
+    assert len(list((boosting_demo.state / "cache" / "compiled").glob("*.so"))) == 1

@@ -21,6 +21,7 @@ from churnctl.atomic import atomic_path, write_json
 from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry
 from churnctl.errors import DataError, UserError
+from churnctl.serving.compiled_batch import library_dir
 from churnctl.serving.layout import UnknownCategory
 from churnctl.serving.lookup import latest_features_path, read_latest_frame
 from churnctl.serving.scoring import Scorer, compile_scorer
@@ -55,11 +56,6 @@ class BatchResult:
         data["files"] = {name: str(path) for name, path in self.files.items()}
         data["rows_per_second"] = round(self.rows_per_second)
         return data
-
-
-def library_dir(workspace: Workspace) -> Path:
-    """Where compiled tree libraries are cached: one per model, reused by every batch run."""
-    return workspace.state / "cache" / "compiled"
 
 
 def select_snapshots(frame: pd.DataFrame, id_column: str, as_of: date | None

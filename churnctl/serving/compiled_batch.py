@@ -32,12 +32,20 @@ from typing import Any
 
 import numpy as np
 
+from churnctl.workspace import Workspace
+
 BATCH_THREADS = 2
 # quantize: thresholds become integer bin indices compared once per row (~1.5x faster here);
 # -O1 (after tl2cgen's -O3) halves gcc's time at the same scoring speed for 300 trees.
 TL2CGEN_PARAMS: dict[str, Any] = {"quantize": 1, "parallel_comp": 2}
 GCC_OPTIONS = ["-O1"]
 INSTALL_HINT = "pip install 'churnctl[fast]'"
+
+
+def library_dir(workspace: Workspace) -> Path:
+    """Where compiled tree libraries are cached: one per model, reused by every batch run and
+    every server that loads the model."""
+    return workspace.state / "cache" / "compiled"
 
 
 class TreeLibrary:

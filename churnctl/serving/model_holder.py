@@ -22,6 +22,7 @@ from typing import Any
 
 from churnctl.domain.model import ChurnModel
 from churnctl.domain.model_registry import ModelRegistry, ModelVersion
+from churnctl.serving.compiled_batch import library_dir
 from churnctl.serving.lookup import FeatureTable, latest_features_path, open_feature_source
 from churnctl.serving.schema import RequestModels, build_request_models
 from churnctl.serving.scoring import Scorer, compile_scorer
@@ -44,14 +45,18 @@ class Snapshot:
         return self.entry.version
 
 
-def load_snapshot(registry: ModelRegistry, entry: ModelVersion, max_batch: int) -> Snapshot:
-    """Load, compile and verify one registry version (slow: call it off the request path)."""
+def load_snapshot(registry: ModelRegistry, entry: ModelVersion, max_batch: int,
+                  library_dir: Path | None = None) -> Snapshot:
+    """Load, compile and verify one registry version (slow: call it off the request path).
+
+    With `library_dir`, gradient boosting also scores batches through its compiled tree library
+    (compiled once per model and cached there, as `churnctl batch` does; verified at load)."""
     # The local registry checks the file against the sha256 it recorded at registration.
     model = registry.load_model(entry.version)
     return Snapshot(
         entry=entry,
         model=model,
-        scorer=compile_scorer(model),
+        scorer=compile_scorer(model, library_dir=library_dir),
         requests=build_request_models(model.schema, max_batch),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -155,7 +160,8 @@ class ModelHolder:
             self.last_error = None
             return None
         try:
-            snapshot = load_snapshot(self.registry, entry, self.max_batch)
+            snapshot = load_snapshot(self.registry, entry, self.max_batch,
+                                     library_dir(self.workspace))
         except Exception as exc:  # any broken model file: keep serving the current one
             self._fail(f"loading model v{entry.version} failed ({type(exc).__name__}: {exc}); "
                        + (f"still serving v{current.version}" if current else "not ready"))
