@@ -324,8 +324,28 @@ def _data_report(rows: dict[str, dict[str, Any]], artifacts: dict[str, ArtifactR
     return report
 
 
+def parquet_parts(path: Path) -> list[Path]:
+    """The Parquet files of a table: the file itself, or a directory's part files in name
+    order (features.spark writes `train.parquet/part-*.parquet`)."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*.parquet") if p.is_file())
+
+
+def table_digest(features: ArtifactRef, path: Path) -> str:
+    """churnctl's sha256 of a table's file, or of its parts' digests for a directory."""
+    from churnctl.hashing import value_sha256
+
+    base = features.path.resolve()
+    names = [p.resolve().relative_to(base).as_posix() for p in parquet_parts(path)]
+    if not path.is_dir():
+        return features.files.get(names[0], "")
+    return value_sha256({name: features.files.get(name, "") for name in names})
+
+
 def _arrow_schema(path: Path) -> Any:
-    """The MLflow schema of a parquet file, from its footer (no data is read)."""
+    """The MLflow schema of a parquet file (or part directory), from the first part's footer
+    (no data is read)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from mlflow.types import ColSpec, DataType, Schema
@@ -341,7 +361,8 @@ def _arrow_schema(path: Path) -> Any:
             return DataType.datetime
         return DataType.string
 
-    return Schema([ColSpec(kind(field.type), field.name) for field in pq.read_schema(path)])
+    first = parquet_parts(path)[0]
+    return Schema([ColSpec(kind(field.type), field.name) for field in pq.read_schema(first)])
 
 
 def _log_datasets(features: ArtifactRef) -> Any:
@@ -360,12 +381,14 @@ def _log_datasets(features: ArtifactRef) -> Any:
         if not features.has_table(split):
             continue
         path = features.table(split).resolve()
-        digest = features.files.get(path.relative_to(features.path.resolve()).as_posix(), "")
+        parts = parquet_parts(path)
         dataset = MetaDataset(resolve_dataset_source(path.as_uri()), name=f"features-{split}",
-                              digest=digest[:12], schema=_arrow_schema(path))
-        rows = pq.ParquetFile(path).metadata.num_rows
+                              digest=table_digest(features, path)[:12],
+                              schema=_arrow_schema(path))
+        rows = sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
         mlflow.log_input(dataset, context="training" if split == "train" else "evaluation",
                          tags={"rows": str(rows)})
-        if split == "test" and rows:
-            example = next(pq.ParquetFile(path).iter_batches(batch_size=5)).to_pandas()
+        nonempty = [part for part in parts if pq.ParquetFile(part).metadata.num_rows]
+        if split == "test" and nonempty:
+            example = next(pq.ParquetFile(nonempty[0]).iter_batches(batch_size=5)).to_pandas()
     return example
