@@ -10,10 +10,16 @@ A look-up is one `online_read` per feature view through the store's provider, wi
 resolved from the registry once, here: `FeatureStore.get_online_features` re-resolves the
 feature references, converts the entity rows and builds a response proto on every call, which
 was ~4/5 of the look-up's time (pyinstrument; bench/results/feast.json has the figures).
+Serving's one-user look-ups go further, past `online_read` to the store's own layout in one
+round trip (fast_read.py), once that read has given the same answers as Feast's
+`get_online_features` for a sample of users; until then, or if it ever differs (logged as an
+error), they take the `online_read` path here.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,8 @@ from churnctl.feast_store.store import public_connection
 from churnctl.serving.lookup import LookupRefused
 from churnctl.workspace import Workspace
 
+log = logging.getLogger("uvicorn.error")  # shown with the server's own log lines
+VERIFY_USERS = 32  # users whose direct read must equal Feast's before it serves
 
 class FeatureTime(str):
     """The feature timestamp (ISO 8601) of an online row; `stale` past the TTL."""
@@ -38,7 +46,7 @@ class FeatureTime(str):
 
 class OnlineFeatures:
     def __init__(self, workspace: Workspace, meta: dict[str, Any], schema: dict[str, Any],
-                 path: Path, id_column: str) -> None:
+                 path: Path, id_column: str, fast: bool = True) -> None:
         from churnctl.feast_store.store import open_store
 
         self.path, self.id_column = path, id_column
@@ -55,6 +63,13 @@ class OnlineFeatures:
         self.where = self.store.config.online_store.type
         self.connection = public_connection(self.store.config.online_store)
         self._views: list[tuple[Any, list[str]]] | None = None
+        self._fast: Any = None  # the verified direct reader (fast_read.py), else None
+        self._verify_lock = threading.Lock()
+        # "feast online_read" until the direct read is verified; why, when it never will be
+        self.reader = "feast online_read"
+        self._try_fast = fast
+        if fast:
+            self.verify_fast()
 
     def __len__(self) -> int:
         return self.users
@@ -111,6 +126,72 @@ class OnlineFeatures:
             raise self._unavailable(exc) from exc
         return found
 
+    def _sample(self) -> list[int]:
+        """Users to verify on: spread over the `latest` table, and one id below them all
+        (normally no row: the answer for a missing user is compared too)."""
+        import pandas as pd
+
+        ids = sorted(int(u) for u in pd.read_parquet(self.path, columns=[self.id_column])[
+            self.id_column].tolist())
+        step = max(1, len(ids) // VERIFY_USERS)
+        return [*ids[::step][:VERIFY_USERS], (ids[0] if ids else 0) - 1]
+
+    def _reference(self, users: list[int]) -> list[tuple[datetime | None, dict[str, Any]]]:
+        """Feast's own answer for `users` (get_online_features): per user the newest event
+        timestamp of its non-null features and the values, None for every missing one."""
+        answer = self.store.get_online_features(
+            features=self.refs, entity_rows=[{JOIN_KEY: user} for user in users])
+        values, proto = answer.to_dict(), answer.proto
+        names = list(proto.metadata.feature_names.val)  # the join key's, then the features'
+        rows = []
+        for i in range(len(users)):
+            record = {name: values[name][i] for name in self.names}
+            stamps = [proto.results[j].event_timestamps[i].ToDatetime(tzinfo=UTC)
+                      for j, name in enumerate(names)
+                      if name in record and record[name] is not None]
+            rows.append((max(stamps) if stamps else None, record))
+        return rows
+
+    def verify_fast(self) -> bool:
+        """Build the direct reader and serve with it once it answers as Feast does for a
+        sample of users. A store that does not answer now is tried again by the next
+        `check()` (the /ready probe); a difference keeps `online_read` for good."""
+        from churnctl.feast_store.fast_read import fast_reader
+
+        with self._verify_lock:
+            if self._fast is not None or not self._try_fast:
+                return self._fast is not None
+            try:
+                reader = fast_reader(self.store, self.views(), JOIN_KEY)
+                if reader is None:
+                    self._try_fast, self.reader = False, f"feast online_read ({self.where})"
+                    return False
+                users = self._sample()
+                expected = self._reference(users)
+                got = [reader.read_one(user) for user in users]
+            except Exception as exc:  # the store is down now: try again at the next check
+                log.warning("online look-ups: the direct %s read is not verified yet (%s); "
+                            "serving through Feast's online_read", self.where,
+                            str(self._unavailable(exc)))
+                return False
+            for user, (when, values), (want_when, want) in zip(users, got, expected,
+                                                               strict=True):
+                record = {name: values.get(name) for name in self.names}
+                if when != want_when or not _same(record, want):
+                    differs = [n for n in self.names if not _same({n: record[n]}, {n: want[n]})]
+                    self._try_fast = False
+                    self.reader = (f"feast online_read (the direct read differed from Feast "
+                                   f"for user_id {user})")
+                    log.error("online look-ups: the direct %s read differs from Feast's "
+                              "get_online_features for user_id %d (timestamp %s vs %s; "
+                              "features %s); serving through Feast's online_read",
+                              self.where, user, when, want_when, ", ".join(differs[:5]))
+                    return False
+            self._fast = reader
+            self.reader = f"direct {self.where} read (verified on {len(users)} users)"
+            log.info("online look-ups: %s", self.reader)
+            return True
+
     def frame(self, chunk: int = 5_000) -> Any:
         """Every user of the artifact's `latest` table as the online store has them now: the
         id, `as_of` (the feature timestamp, naive UTC like the table's) and the features, in
@@ -135,6 +216,8 @@ class OnlineFeatures:
     def check(self) -> None:
         """Raise LookupRefused(503) when the online store does not answer (for `/ready`)."""
         self.read([0])
+        if self._fast is None and self._try_fast:
+            self.verify_fast()
 
     def get(self, user_id: str | int, names: tuple[str, ...]
             ) -> tuple[dict[str, Any], str | None] | None:
@@ -143,7 +226,14 @@ class OnlineFeatures:
             key = int(user_id)  # the entity's join key is an INT64 (churnctl.domain.schema)
         except (TypeError, ValueError):
             return None
-        ((when, values),) = self.read([key])
+        fast = self._fast
+        if fast is None:
+            ((when, values),) = self.read([key])
+        else:
+            try:
+                when, values = fast.read_one(key)
+            except Exception as exc:  # the store is down (Redis stopped): the API answers 503
+                raise self._unavailable(exc) from exc
         if when is None:
             return None
         stamp = FeatureTime(when.isoformat())
@@ -154,3 +244,12 @@ class OnlineFeatures:
                                          f"TTL before {self.newest.date()}")
             stamp.stale = True
         return {name: values.get(name) for name in names}, stamp
+
+
+def _same(got: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Equal values, NaN equal to NaN (a float feature Feast stored as NaN)."""
+    for name, value in want.items():
+        mine = got.get(name)
+        if mine != value and not (mine != mine and value != value):
+            return False
+    return True
