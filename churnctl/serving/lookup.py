@@ -96,16 +96,20 @@ def _feature_store(path: Path) -> tuple[Any, dict[str, Any]] | None:
     return None if store is None else (artifact, store)
 
 
-def open_feature_source(workspace: Workspace, path: Path, id_column: str) -> Any:
+def open_feature_source(workspace: Workspace, path: Path, id_column: str,
+                        fast: bool = True) -> Any:
     """The look-up source of the features artifact `path` is in: its Feast online store when
-    the features backend made one (v3), else the `latest` table itself."""
+    the features backend made one (v3), else the `latest` table itself. `fast`: one-user
+    look-ups by the direct read, verified against Feast's now (what serving needs; reading
+    every user at once, as batch scoring does, goes through Feast's online_read)."""
     found = _feature_store(path)
     if found is None:
         return FeatureTable.read(path, id_column)
     from churnctl.feast_store.online import OnlineFeatures
 
     artifact, store = found
-    return OnlineFeatures(workspace, store, artifact.meta("feature_schema"), path, id_column)
+    return OnlineFeatures(workspace, store, artifact.meta("feature_schema"), path, id_column,
+                          fast=fast)
 
 
 def read_latest_frame(workspace: Workspace, path: Path, id_column: str = "user_id"
@@ -117,5 +121,5 @@ def read_latest_frame(workspace: Workspace, path: Path, id_column: str = "user_i
 
     if _feature_store(path) is None:
         return pd.read_parquet(path), str(path)
-    online = open_feature_source(workspace, path, id_column)
+    online = open_feature_source(workspace, path, id_column, fast=False)
     return online.frame(), f"Feast online store ({online.connection})"
