@@ -22,6 +22,10 @@ def generate(
     drift: Annotated[float, typer.Option(min=0.0, help="Plant covariate drift (0 = none).")] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("data"),
+    chunk_users: Annotated[int | None, typer.Option(
+        min=1, help="Write users.parquet/ and events.parquet/ as part directories, this many "
+        "users (rounded up to whole blocks of 5,000) per part: memory follows the chunk. "
+        "Its own random stream per block: not the data of the same seed without it.")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Generate synthetic churn data (users + events), deterministic by seed.
@@ -31,11 +35,15 @@ def generate(
       churnctl data generate --users 20000 --out data/
 
       churnctl data generate --format csv --drift 0.5 --seed 7
+
+      churnctl data generate --users 12000 --days 60 --chunk-users 5000 --out big/
     """
     from churnctl.errors import UserError
 
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format {fmt!r}: use parquet or csv")
+    if chunk_users is not None and fmt != "parquet":
+        raise UserError("--chunk-users writes Parquet part directories; drop --format csv")
     try:
         first_day = dt.date.fromisoformat(start)
     except ValueError:
@@ -43,6 +51,9 @@ def generate(
     from churnctl.domain.generator import GeneratorConfig, generate, write_dataset
 
     config = GeneratorConfig(users=users, days=days, seed=seed, start=first_day, drift=drift)
+    if chunk_users is not None:
+        _generate_chunked(config, out, chunk_users, json_out)
+        return
     user_table, events = generate(config)
     paths = write_dataset(user_table, events, out, fmt)  # type: ignore[arg-type]
     result = {"users": len(user_table), "events": len(events),
@@ -51,6 +62,17 @@ def generate(
         print_json(result)
     else:
         console().print(f"wrote {len(user_table):,} users and {len(events):,} events to {out}")
+
+
+def _generate_chunked(config: object, out: Path, chunk_users: int, json_out: bool) -> None:
+    from churnctl.domain.generator_chunks import write_chunked
+
+    result = write_chunked(config, out, chunk_users)  # type: ignore[arg-type]
+    if json_out:
+        print_json(result)
+    else:
+        console().print(f"wrote {result['users']:,} users and {result['events']:,} events to "
+                        f"{out} in {result['parts']} part(s) of {result['chunk_users']:,} users")
 
 
 @app.command("table")

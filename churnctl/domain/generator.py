@@ -259,7 +259,13 @@ def _measures(config: GeneratorConfig, rng: np.random.Generator, lat: _Latent,
 
 def generate(config: GeneratorConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (users, events); identical for identical configs."""
-    rng = np.random.Generator(np.random.PCG64(config.seed))
+    return generate_with(config, np.random.Generator(np.random.PCG64(config.seed)))
+
+
+def generate_with(config: GeneratorConfig, rng: np.random.Generator,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """generate() drawing from `rng`: users 1..config.users, event ids 1..N in time order
+    (generator_chunks.py makes each block of users with its own stream)."""
     users, lat = _make_users(config, rng)
     user, etype, second, vigour = _events(config, rng, lat)
     course = _course_ids(config, rng, user, etype)
