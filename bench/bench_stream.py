@@ -68,7 +68,8 @@ def raw_consume_rate(bootstrap: str, topic: str, total: int) -> float:
 
 
 def scorer_for(bootstrap: str, workspace: Path, topic: str, out: str, group: str,
-               idle: float):
+               idle: float, feast: bool = False):
+    from churnctl.streaming.feast_sink import feast_sink_for
     from churnctl.streaming.online_state import OnlineStore
     from churnctl.streaming.score_setup import model_holder, users_table
     from churnctl.streaming.scorer import ScoreOptions, StreamScorer, store_path
@@ -91,7 +92,8 @@ def scorer_for(bootstrap: str, workspace: Path, topic: str, out: str, group: str
             super()._batch(consumer, producer, messages)
             self.last = time.perf_counter()
 
-    return Timed(options, store, holder, log=lambda _: None), holder, store
+    sink = feast_sink_for(ws) if feast else None
+    return Timed(options, store, holder, log=lambda _: None, sink=sink), holder, store
 
 
 def main() -> None:
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     from churnctl.streaming.produce import BuiltinEvents, load_events, produce
 
     broker, bootstrap = start_broker()
@@ -107,52 +110,77 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             workspace = Path(folder)
             env = {**os.environ, "DO_NOT_TRACK": "1"}
+            # features.feast: `serve` reads the Feast online store, so the scorer can write
+            # it (the Feast-backed rate); without the sink, the same scorer is embedded-only.
             subprocess.run([*CHURNCTL, "run", "--workspace", str(workspace), "--set",
-                            f"ingest.users={args.users}", "--set", f"ingest.days={args.days}"],
+                            f"ingest.users={args.users}", "--set", f"ingest.days={args.days}",
+                            "--set", "features.backend=feast"],
                            check=True, capture_output=True, env=env)
             events, _ = load_events(BuiltinEvents(args.users, args.days, 42))
             produce(bootstrap, "bench-events", events)
             total = len(events)
             raw = raw_consume_rate(bootstrap, "bench-events", total)
-            scorer, holder, store = scorer_for(bootstrap, workspace, "bench-events",
-                                               "bench-scores", "bench-scorer", 3)
-            totals = scorer.run()
-            score_rate = totals["scored"] / (scorer.last - scorer.first)
-            print(f"raw {raw:.0f}/s, stream score {score_rate:.0f}/s", flush=True)
-            store.close()
-            # Latency: events at 1,000/s through a running scorer.
+            rates = {}
+            for feast in (False, True):
+                name = "feast" if feast else "embedded"
+                scorer, holder, store = scorer_for(bootstrap, workspace, "bench-events",
+                                                   f"bench-scores-{name}", f"bench-{name}", 3,
+                                                   feast=feast)
+                totals = scorer.run()
+                rates[name] = totals["scored"] / (scorer.last - scorer.first)
+                store.close()
+                holder.stop()
+            score_rate = rates["embedded"]
+            print(f"raw {raw:.0f}/s, stream score {rates}", flush=True)
+            # Latency: events at 1,000/s through a running scorer, embedded and Feast-backed.
             latency_events = events.head(int(1000 * args.latency_seconds))
-            scorer2, _, store2 = scorer_for(bootstrap, workspace, "lat-events", "lat-scores",
-                                            "lat-scorer", 6)
-            from churnctl.streaming.kafka_client import ensure_topic
-
-            ensure_topic(bootstrap, "lat-events")
-            runner = threading.Thread(target=scorer2.run)
-            runner.start()
-            time.sleep(4)  # the group join (it stops after 6 s without events)
-            produce(bootstrap, "lat-events", latency_events, rate=1000)
-            runner.join()
-            store2.close()
-            holder.stop()
-            latencies = end_to_end(bootstrap, "lat-events", "lat-scores", len(latency_events))
+            latencies = {name: latency_run(bootstrap, workspace, latency_events, name)
+                         for name in ("embedded", "feast")}
     finally:
         broker.kill()
         broker.wait()
-    import numpy as np
-
     write_results("stream", {
         "events": total, "batch": 1000,
         "raw_consume_events_per_s": round(raw),
         "stream_score_events_per_s": round(score_rate),
         "score_to_raw_ratio": round(score_rate / raw, 3), "goal_ratio": 0.5,
-        "latency_rate_events_per_s": 1000, "latency_events": len(latencies),
-        "end_to_end_ms": {"p50": round(float(np.percentile(latencies, 50)), 1),
-                          "p99": round(float(np.percentile(latencies, 99)), 1),
-                          "max": round(float(np.max(latencies)), 1)},
+        "stream_score_feast_sqlite_events_per_s": round(rates["feast"]),
+        "feast_to_raw_ratio": round(rates["feast"] / raw, 3),
+        "latency_rate_events_per_s": 1000,
+        "latency_events": len(latencies["embedded"]),
+        "end_to_end_ms": percentiles(latencies["embedded"]),
+        "end_to_end_ms_feast_sqlite": percentiles(latencies["feast"]),
+        "max_wait_ms": 20, "consumer_fetch_wait_max_ms": 10, "producer_linger_ms": 1,
         "goal_p99_ms": 100,
-        "load_average": os.getloadavg()[0],
+        "load_average": {"start": load_start, "end": os.getloadavg()[0]},
         "note": "Tansu memory storage on the same 2 cores as the scorer and other work",
     })
+
+
+def latency_run(bootstrap: str, workspace: Path, events, name: str) -> list[float]:
+    from churnctl.streaming.kafka_client import ensure_topic
+    from churnctl.streaming.produce import produce
+
+    source, out = f"lat-events-{name}", f"lat-scores-{name}"
+    scorer, holder, store = scorer_for(bootstrap, workspace, source, out, f"lat-{name}", 6,
+                                       feast=name == "feast")
+    ensure_topic(bootstrap, source)
+    runner = threading.Thread(target=scorer.run)
+    runner.start()
+    time.sleep(4)  # the group join (it stops after 6 s without events)
+    produce(bootstrap, source, events, rate=1000)
+    runner.join()
+    store.close()
+    holder.stop()
+    return end_to_end(bootstrap, source, out, len(events))
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    return {"p50": round(float(np.percentile(latencies, 50)), 1),
+            "p99": round(float(np.percentile(latencies, 99)), 1),
+            "max": round(float(np.max(latencies)), 1)}
 
 
 def read_all(bootstrap: str, topic: str, count: int) -> list:

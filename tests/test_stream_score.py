@@ -96,23 +96,34 @@ def names() -> dict:
 def test_sigkill_mid_stream_then_restart_scores_every_event_once(
         kafka_broker: str, finished_workspace: Path, names: dict,  # noqa: F811
         tmp_path: Path) -> None:
-    total = produce(kafka_broker, names["topic"], 100, 60)
     from confluent_kafka import Producer
 
-    from churnctl.streaming.kafka_client import client_config
+    from churnctl.streaming.kafka_client import client_config, ensure_topic
 
+    ensure_topic(kafka_broker, names["topic"])
     bad = Producer(client_config(kafka_broker))
     bad.produce(names["topic"], key=b"7", value=b'{"event_id": 1, "user_id": 7}')
     bad.flush(10)
+    total = len(generate(GeneratorConfig(users=100, days=60))[1])
     log = tmp_path / "scorer.log"
     first = scorer(finished_workspace, kafka_broker, names, log)
+    # Paced (~11 s of events) from when the scorer has its partitions: it keeps up with any
+    # burst, so a kill lands mid-stream only while events are still arriving.
+    feeder = threading.Thread(target=produce, args=(kafka_broker, names["topic"], 100, 60,
+                                                    500))
     try:
+        deadline = time.monotonic() + 60
+        while "assigned partitions" not in log.read_text() and time.monotonic() < deadline:
+            assert first.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.2)
+        feeder.start()
         records = wait_for(kafka_broker, names["out"], total // 4, process=first, log=log)
         assert len(by_event(records)) < total, "the kill must land mid-stream"
     finally:
         first.kill()  # SIGKILL: no chance to commit anything
         first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL
+    feeder.join(timeout=120)
     port = free_port()
     second = scorer(finished_workspace, kafka_broker, names, log, "--metrics-port", str(port))
     try:

@@ -91,7 +91,7 @@ def score_command(
     max_wait_ms: Annotated[int, typer.Option(
         "--max-wait-ms", min=1, max=60_000,
         help="Close a batch after this long even if it is not full (latency at low "
-             "rates).")] = 50,
+             "rates).")] = 20,
     unknown_users: Annotated[str, typer.Option(
         "--unknown-users", help="An event of a user without a users row: `default` scores it "
         "with default attributes, `dead-letter` sends it to the dead-letter topic.")] = "default",

@@ -48,38 +48,59 @@ def _number(name: str, value: Any, column: Column) -> float:
     return value
 
 
+try:  # the serve extra's JSON library (stream score needs that extra for its model anyway)
+    from orjson import JSONDecodeError as _JSONError
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - produce and ingest work with the kafka extra alone
+    _JSONError = json.JSONDecodeError  # type: ignore[misc]
+    _loads = json.loads
+
+_DATETIME = datetime.fromisoformat
+# (name, kind, required, allowed, column) per field, looked up once, not per record.
+_SPECS = tuple((c.name, c.kind, c.required, frozenset(c.allowed), c) for c in EVENTS)
+_NEEDED = tuple(c.name for c in EVENTS if not c.optional)
+
+
 def decode_event(value: bytes | None) -> dict[str, Any]:
     """The event in a record value, its fields checked; MalformedEvent says what is wrong."""
     if value is None:
         raise MalformedEvent("empty record (no value)")
     try:
-        raw = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = _loads(value)
+    except (UnicodeDecodeError, _JSONError) as exc:
         raise MalformedEvent(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise MalformedEvent(f"not a JSON object but {type(raw).__name__}")
-    missing = [c.name for c in EVENTS if c.name not in raw and not c.optional]
+    missing = [name for name in _NEEDED if name not in raw]
     if missing:
         raise MalformedEvent(f"missing field(s) {', '.join(missing)}")
     event: dict[str, Any] = {}
-    for column in EVENTS:
-        value = raw.get(column.name)
+    for name, kind, required, allowed, column in _SPECS:
+        value = raw.get(name)
         if value is None:
-            if column.required:
-                raise MalformedEvent(f"field {column.name!r} is blank")
-            event[column.name] = None
-        elif column.kind in ("int", "float"):
-            number = _number(column.name, value, column)
-            event[column.name] = int(number) if column.kind == "int" else float(number)
-        elif column.kind == "datetime":
+            if required:
+                raise MalformedEvent(f"field {name!r} is blank")
+            event[name] = None
+        elif kind == "int":
+            if type(value) is not int or column.minimum is not None or column.maximum is not None:
+                value = int(_number(name, value, column))
+            event[name] = value
+        elif kind == "float":
+            low, high = column.minimum, column.maximum
+            if (type(value) is float or type(value) is int) and (
+                    low is None or value >= low) and (high is None or value <= high):
+                event[name] = float(value)
+            else:  # NaN compares false too and lands here
+                event[name] = float(_number(name, value, column))
+        elif kind == "datetime":
             try:
-                event[column.name] = datetime.fromisoformat(str(value))
+                event[name] = _DATETIME(value) if type(value) is str else _DATETIME(str(value))
             except ValueError:
-                raise MalformedEvent(f"field {column.name!r} is {value!r}, not an ISO "
+                raise MalformedEvent(f"field {name!r} is {value!r}, not an ISO "
                                      "date-time") from None
         else:
-            if column.allowed and value not in column.allowed:
-                raise MalformedEvent(f"field {column.name!r} is {value!r}; allowed: "
+            if allowed and (type(value) is not str or value not in allowed):
+                raise MalformedEvent(f"field {name!r} is {value!r}; allowed: "
                                      f"{', '.join(column.allowed)}")
-            event[column.name] = str(value)
+            event[name] = value if type(value) is str else str(value)
     return event

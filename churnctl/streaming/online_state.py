@@ -1,123 +1,66 @@
-"""Per-user online features for the real-time scorer: daily aggregates of the last days,
-kept in memory and in SQLite (the embedded store) with the consumer offsets they include.
+"""Per-user online features for the real-time scorer: the users' daily aggregates of the last
+days, kept in memory as arrays (online_windows.py) and in SQLite (the embedded store) with the
+consumer offsets they include.
 
-The features are the batch ones (domain/features.py: windows over days up to and including
-the event's day, days since the last active day, days since signup, static columns), updated
-event by event. State and offsets are written in one SQLite transaction per batch, so a
-restarted scorer resumes from the state that matches the offsets it resumes from: every event
-is applied once, and a replayed event gets the very same features (and score) again.
+State and offsets are written in one SQLite transaction per batch, so a restarted scorer
+resumes from the state that matches the offsets it resumes from: every event is applied once,
+and a replayed event gets the very same features (and score) again.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from churnctl.domain.features import (
-    DAILY,
-    DEFAULT_ACTIVITY_EVENTS,
     STATIC_CATEGORICAL,
     STATIC_NUMERIC,
-    WINDOW_METRICS,
     FeatureConfig,
 )
 from churnctl.domain.schema import EVENT_TYPES
+from churnctl.errors import UserError
+from churnctl.streaming.online_windows import EventColumns, WindowState
 
-_INDEX = {name: i for i, name in enumerate(DAILY)}
 _EPOCH = date(1970, 1, 1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
 # Defaults for a user the scorer has no users row for (--unknown-users default).
 UNKNOWN_USER = {"plan": "free", "is_paid": 0, "country": "US", "marketing_source": "organic"}
+_STATIC = (*STATIC_NUMERIC, *STATIC_CATEGORICAL)
 
 
 def day_number(value: date | datetime) -> int:
     day = value.date() if isinstance(value, datetime) else value
-    return (day - _EPOCH).days
+    return day.toordinal() - _EPOCH_ORDINAL
 
 
 @dataclass
-class UserState:
-    """One user's daily metrics (day -> values in DAILY order) over the longest window."""
+class Features:
+    """The features of a batch's events (one row each, in order) and each event's day."""
 
-    days: dict[int, list[float]] = field(default_factory=dict)
-    last_active: int | None = None
-    seen: set[int] = field(default_factory=set)  # event_ids applied: a re-sent event counts once
+    columns: dict[str, Any]  # feature name -> numpy array (numbers) or list (categories)
+    days: np.ndarray
+    known: np.ndarray  # bool: the user has a users row (else scored from UNKNOWN_USER)
 
-    def apply(self, event: dict[str, Any], keep_days: int,
-              activity_events: tuple[str, ...] = DEFAULT_ACTIVITY_EVENTS) -> None:
-        if event["event_id"] in self.seen:
-            return
-        today = day_number(event["event_time"])
-        values = self.days.setdefault(today, [0.0] * len(DAILY))
-        values[_INDEX["events"]] += 1
-        values[_INDEX[event["event_type"]]] += 1
-        values[_INDEX["watch_minutes"]] += _number(event["watch_minutes"])
-        values[_INDEX["quiz_score_sum"]] += _number(event["quiz_score"])
-        if event["event_type"] in activity_events:
-            values[_INDEX["active"]] = 1.0
-            self.last_active = today if self.last_active is None else max(self.last_active, today)
-        self.seen.add(event["event_id"])
-        oldest = today - keep_days
-        for day in [d for d in self.days if d <= oldest]:
-            del self.days[day]
-        if len(self.seen) > 4 * keep_days * len(EVENT_TYPES):  # bounded: drop the oldest ids
-            self.seen = set(sorted(self.seen)[len(self.seen) // 2:])
+    def frame(self, model: Any) -> Any:
+        """The model's input frame (ChurnModel.to_frame's columns and dtypes), built from the
+        arrays at once rather than converted column by column."""
+        import pandas as pd
 
-    def to_json(self) -> str:
-        return json.dumps({"days": self.days, "last_active": self.last_active,
-                           "seen": sorted(self.seen)}, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> UserState:
-        raw = json.loads(text)
-        return cls({int(d): v for d, v in raw["days"].items()}, raw["last_active"],
-                   set(raw["seen"]))
-
-
-def window_features(state: UserState, today: int, signup_day: int, static: dict[str, Any],
-                    config: FeatureConfig) -> dict[str, Any]:
-    """The model's features for `today`, as features.snapshots computes them."""
-    row: dict[str, Any] = {}
-    windows = sorted(config.windows)
-    # Each kept day is added once, into the shortest window holding it; the longer windows
-    # are then running totals of the shorter ones.
-    buckets = [[0.0] * len(DAILY) for _ in windows]
-    for day, values in state.days.items():
-        age = today - day
-        if age < 0 or age >= windows[-1]:
-            continue
-        index = next(i for i, window in enumerate(windows) if age < window)
-        bucket = buckets[index]
-        for position, value in enumerate(values):
-            bucket[position] += value
-    sums, running = [], [0.0] * len(DAILY)
-    for bucket in buckets:
-        running = [a + b for a, b in zip(running, bucket, strict=True)]
-        sums.append(running)
-    for window, total in zip(windows, sums, strict=True):
-        for name, metric in WINDOW_METRICS.items():
-            row[f"{name}_{window}d"] = total[_INDEX[metric]]
-        attempts = total[_INDEX["quiz_attempt"]]
-        row[f"quiz_avg_score_{window}d"] = (total[_INDEX["quiz_score_sum"]] / attempts
-                                            if attempts > 0 else 0.0)
-    if 30 in config.windows:
-        paid = row["payment_success_30d"] + row["payment_failed_30d"]
-        row["payment_fail_rate_30d"] = row["payment_failed_30d"] / paid if paid > 0 else 0.0
-    last = state.last_active
-    row["days_since_last_activity"] = float(today - last if last is not None
-                                            else config.active_within_days)
-    row["days_since_signup"] = float(today - signup_day)
-    for name in (*STATIC_NUMERIC, *STATIC_CATEGORICAL):
-        row[name] = static[name]
-    row["is_paid"] = float(row["is_paid"])
-    return row
+        columns = {spec.name: (np.asarray(self.columns[spec.name], dtype=np.float64)
+                               if spec.kind == "numeric"
+                               else np.array(self.columns[spec.name], dtype=object))
+                   for spec in model.features}
+        return pd.DataFrame(columns, columns=model.feature_names)
 
 
 class OnlineStore:
-    """The embedded store: SQLite file with user states, users rows and source offsets."""
+    """The embedded store: SQLite file with user windows, users rows and source offsets."""
 
     def __init__(self, path: Path, config: FeatureConfig | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,71 +71,155 @@ class OnlineStore:
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
                                   check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # A commit is in the WAL file when it returns, so a killed scorer loses none; only a
+        # power cut may roll back the last commits, state and offsets together: the batches
+        # are scored again from there, identically (the idempotent output covers it).
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(
-            "CREATE TABLE IF NOT EXISTS user_state (user_id INTEGER PRIMARY KEY, state TEXT);"
+            "CREATE TABLE IF NOT EXISTS user_window (user_id INTEGER PRIMARY KEY,"
+            " last_active INTEGER, stamps BLOB, days BLOB);"
+            "CREATE TABLE IF NOT EXISTS seen (user_id INTEGER, event_id INTEGER,"
+            " PRIMARY KEY (user_id, event_id)) WITHOUT ROWID;"
             "CREATE TABLE IF NOT EXISTS users (user_id INTEGER PRIMARY KEY, signup_day INTEGER,"
             " static TEXT);"
             "CREATE TABLE IF NOT EXISTS offsets (topic TEXT, partition INTEGER, next INTEGER,"
             " PRIMARY KEY (topic, partition));")
-        self.cache: dict[int, UserState] = {}
-        self.dirty: set[int] = set()
+        legacy = self.db.execute("SELECT name FROM sqlite_master WHERE name = 'user_state'"
+                                 ).fetchone()
+        if legacy:  # the per-event JSON state of an earlier build: its windows cannot be read
+            raise UserError(f"{path} holds online state in an older format; remove it (the "
+                            "scorer then starts over from the group's committed offsets) or "
+                            "score with a new --group")
+        self.windows = WindowState(self.config)
+        self.seen_limit = 4 * self.keep_days * len(EVENT_TYPES)
+        self.forget()
 
+    # -- users (signup day, static columns) -------------------------------------------------
     def load_users(self, users: Any) -> int:
         """Replace the users rows (signup day, static columns) from a users table."""
         rows = [(int(u["user_id"]), day_number(_as_date(u["signup_date"])),
-                 json.dumps({k: _plain(u[k]) for k in (*STATIC_NUMERIC, *STATIC_CATEGORICAL)}))
+                 json.dumps({k: _plain(u[k]) for k in _STATIC}))
                 for u in users.to_dict("records")]
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?)", rows)
+        self.forget()
         return len(rows)
 
-    def user(self, user_id: int) -> tuple[int, dict[str, Any]] | None:
-        found = self.db.execute("SELECT signup_day, static FROM users WHERE user_id = ?",
-                                (user_id,)).fetchone()
-        return (found[0], json.loads(found[1])) if found else None
+    def known(self, user_ids: list[int]) -> np.ndarray:
+        """Whether each user has a users row (read from SQLite once per user)."""
+        self._rows(user_ids)
+        return np.fromiter((self.signup[self.row[u]] is not None for u in user_ids), bool,
+                           len(user_ids))
 
-    def state(self, user_id: int) -> UserState:
-        state = self.cache.get(user_id)
-        if state is None:
-            found = self.db.execute("SELECT state FROM user_state WHERE user_id = ?",
-                                    (user_id,)).fetchone()
-            state = UserState.from_json(found[0]) if found else UserState()
-            self.cache[user_id] = state
-        return state
+    # -- state rows --------------------------------------------------------------------------
+    def _rows(self, user_ids: list[int]) -> np.ndarray:
+        """The state row of each user, loading users met for the first time from SQLite."""
+        row = self.row
+        new = list(dict.fromkeys(u for u in user_ids if u not in row))
+        if new:
+            first = len(row)
+            self.windows.grow(first + len(new))
+            self.windows.clear(np.arange(first, first + len(new)))
+            for offset, user in enumerate(new):
+                row[user] = first + offset
+                self.seen[user] = set()
+            self.signup.extend([None] * len(new))
+            self.static.extend([UNKNOWN_USER] * len(new))
+            for chunk in range(0, len(new), 500):
+                self._load(new[chunk:chunk + 500])
+        return np.fromiter((row[u] for u in user_ids), np.int64, len(user_ids))
 
-    def apply(self, event: dict[str, Any]) -> UserState:
-        state = self.state(event["user_id"])
-        state.apply(event, self.keep_days, self.config.activity_events)
-        self.dirty.add(event["user_id"])
-        return state
+    def _load(self, users: list[int]) -> None:
+        marks = ",".join("?" * len(users))
+        for user, signup, static in self.db.execute(
+                f"SELECT user_id, signup_day, static FROM users WHERE user_id IN ({marks})",
+                users):
+            self.signup[self.row[user]] = signup
+            self.static[self.row[user]] = json.loads(static)
+        for user, last, stamps, days in self.db.execute(
+                "SELECT user_id, last_active, stamps, days FROM user_window WHERE user_id IN "
+                f"({marks})", users):
+            self.windows.load(self.row[user], last, stamps, days)
+        for user, event_id in self.db.execute(
+                f"SELECT user_id, event_id FROM seen WHERE user_id IN ({marks})", users):
+            self.seen[user].add(event_id)
+
+    def update(self, events: list[dict[str, Any]]) -> Features:
+        """Apply the events (in order) and return the features each is scored with: the
+        user's windows including it, as features.snapshots computes them for its day."""
+        users = [e["user_id"] for e in events]
+        rows = self._rows(users)
+        days = np.fromiter((day_number(e["event_time"]) for e in events), np.int64, len(events))
+        fresh = np.fromiter((self._fresh(e["user_id"], e["event_id"]) for e in events), bool,
+                            len(events))
+        columns = EventColumns.build(rows, days, [e["event_type"] for e in events],
+                                     [e["watch_minutes"] for e in events],
+                                     [e["quiz_score"] for e in events], fresh, self.config)
+        sums, last = self.windows.apply(columns)
+        self.dirty.update(users)
+        signups = [self.signup[r] for r in rows.tolist()]
+        known = np.array([s is not None for s in signups], dtype=bool)
+        # A user without a users row signed up, as far as the scorer knows, on the event's day.
+        signup = np.where(known, [s if s is not None else 0 for s in signups], days)
+        out: dict[str, Any] = self.windows.features(sums, last, days, signup)
+        statics = [self.static[r] for r in rows.tolist()]
+        for name in _STATIC:
+            values = [s[name] for s in statics]
+            out[name] = np.array(values, dtype=np.float64) if name in STATIC_NUMERIC else values
+        return Features(out, days, known)
+
+    def _fresh(self, user: int, event_id: int) -> bool:
+        seen = self.seen[user]
+        if event_id in seen:
+            return False
+        seen.add(event_id)
+        self.new_seen.append((user, event_id))
+        return True
 
     def offsets(self, topic: str) -> dict[int, int]:
         return dict(self.db.execute("SELECT partition, next FROM offsets WHERE topic = ?",
                                     (topic,)).fetchall())
 
     def commit(self, topic: str, next_offsets: dict[int, int]) -> None:
-        """Write the changed user states and the offsets they include, in one transaction."""
+        """Write the changed user windows and the offsets they include, in one transaction."""
+        dump = self.windows.dump
+        windows = [(u, *dump(self.row[u])) for u in self.dirty]
+        dropped = self._bound_seen()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR REPLACE INTO user_state VALUES (?, ?)",
-                                [(u, self.cache[u].to_json()) for u in self.dirty])
+            self.db.executemany("INSERT OR REPLACE INTO user_window VALUES (?, ?, ?, ?)",
+                                windows)
+            self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", self.new_seen)
+            self.db.executemany("DELETE FROM seen WHERE user_id = ? AND event_id < ?", dropped)
             self.db.executemany("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
                                 [(topic, p, o) for p, o in next_offsets.items()])
         self.dirty.clear()
+        self.new_seen.clear()
+
+    def _bound_seen(self) -> list[tuple[int, int]]:
+        """Keep each user's newest half of the event ids once they pass the bound (a re-sent
+        event is one sent again lately, not months later)."""
+        dropped = []
+        for user in self.dirty:
+            seen = self.seen[user]
+            if len(seen) > self.seen_limit:
+                kept = sorted(seen)[len(seen) // 2:]
+                self.seen[user] = set(kept)
+                dropped.append((user, kept[0]))
+        return dropped
 
     def forget(self) -> None:
-        """Drop the in-memory states (after a rebalance another scorer may have moved on)."""
-        self.cache.clear()
-        self.dirty.clear()
+        """Drop the in-memory state (after a rebalance another scorer may have moved on)."""
+        self.row: dict[int, int] = {}
+        self.signup: list[int | None] = []
+        self.static: list[dict[str, Any]] = []
+        self.seen: dict[int, set[int]] = {}
+        self.new_seen: list[tuple[int, int]] = []
+        self.dirty: set[int] = set()
 
     def close(self) -> None:
         self.db.close()
-
-
-def _number(value: Any) -> float:
-    """A measure of the event, missing (None, NaN) as 0 like the batch features."""
-    return 0.0 if value is None or value != value else float(value)
 
 
 def _as_date(value: Any) -> date:

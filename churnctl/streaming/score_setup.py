@@ -1,5 +1,6 @@
 """What `stream score` needs before its loop: the production model (followed like `serve`),
-the users rows in the online store, and a clean stop on SIGTERM or Ctrl-C."""
+the users rows in the online store, the Feast online store where the features backend made
+one, and a clean stop on SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -54,13 +55,17 @@ def run_scorer(options: ScoreOptions, workspace: Workspace, profile: str | None,
     from churnctl.streaming.kafka_client import topic_partitions
 
     topic_partitions(options.bootstrap, options.topic)  # the broker and topic, before the model
+    from churnctl.streaming.feast_sink import feast_sink_for
+
     holder = model_holder(workspace, profile, options.batch, options.reload_seconds)
     store = OnlineStore(store_path(workspace.state, options.group))
     try:
         count = store.load_users(users_table(workspace, users_file))
+        sink = feast_sink_for(workspace)
+        where = f"; features also to the Feast online store ({sink.where})" if sink else ""
         log(f"scoring {options.topic!r} -> {options.output_topic!r} with model "
-            f"v{holder.current.version}; {count:,} users in the online store")
-        scorer = StreamScorer(options, store, holder, log=log)
+            f"v{holder.current.version}; {count:,} users in the online store{where}")
+        scorer = StreamScorer(options, store, holder, log=log, sink=sink)
         try:
             return scorer.run()
         except KeyboardInterrupt:  # Ctrl-C: the current batch was committed or not at all

@@ -14,7 +14,6 @@ model version, and de-duplicating by event_id leaves exactly one (docs/v4.md, "S
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -22,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+from orjson import dumps
+
 from churnctl.errors import UserError
 from churnctl.streaming.events import MalformedEvent, decode_event
 from churnctl.streaming.kafka_client import client_config, ensure_topic, topic_partitions
-from churnctl.streaming.online_state import UNKNOWN_USER, OnlineStore, day_number
+from churnctl.streaming.online_state import OnlineStore
 from churnctl.streaming.stream_metrics import StreamMetrics
 
 
@@ -38,7 +40,7 @@ class ScoreOptions:
     group: str = "churnctl-scorer"
     batch: int = 500
     # A batch closes at `batch` events or after this long: what a score waits at low rates.
-    max_wait: float = 0.05
+    max_wait: float = 0.02
     unknown_users: Literal["default", "dead-letter"] = "default"
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
@@ -49,15 +51,17 @@ class ScoreOptions:
 
 class StreamScorer:
     def __init__(self, options: ScoreOptions, store: OnlineStore, holder: Any,
-                 log: Any = print) -> None:
+                 log: Any = print, sink: Any = None) -> None:
         self.options = options
         self.store = store
         self.holder = holder
+        self.sink = sink  # the Feast online store, where the features backend made one
         self.log = log
         self.metrics = StreamMetrics()
         self.stopping = False
         self.totals = {"scored": 0, "dead_letter": 0, "batches": 0}
         self._failures: list[str] = []
+        self._produced_at: list[bytes] = []  # the batch's events' produce times (headers)
         self._lag_checked = 0.0
 
     # -- setup -------------------------------------------------------------------------------
@@ -69,9 +73,13 @@ class StreamScorer:
             "group.id": opts.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "allow.auto.create.topics": False, "session.timeout.ms": opts.session_timeout_ms,
             "heartbeat.interval.ms": max(opts.session_timeout_ms // 3, 500),
-            "max.poll.interval.ms": max(opts.session_timeout_ms * 10, 60_000)}))
+            "max.poll.interval.ms": max(opts.session_timeout_ms * 10, 60_000),
+            # A fetch returns after this long even when it brought less than a batch (the
+            # default, 500 ms, was most of the latency at low rates); at high rates fetches
+            # fill up before it and batches are full.
+            "fetch.wait.max.ms": 10}))
         producer = Producer(client_config(opts.bootstrap, **{
-            "enable.idempotence": True, "acks": "all", "linger.ms": 2,
+            "enable.idempotence": True, "acks": "all", "linger.ms": 1,
             "message.timeout.ms": 30_000}))
         return consumer, producer
 
@@ -138,84 +146,91 @@ class StreamScorer:
         opts = self.options
         snapshot = self.holder.current  # one model version for the whole batch
         self.metrics.model_version.set(snapshot.version)
-        rows, good, dead = [], [], 0
+        good, events, dead = [], [], 0
         for message in messages:
             try:
-                event = decode_event(message.value())
+                events.append(decode_event(message.value()))
             except MalformedEvent as exc:
                 self._dead_letter(producer, message, str(exc), "malformed")
                 dead += 1
                 continue
-            user = self.store.user(event["user_id"])
-            if user is None:
-                self.metrics.errors.labels("unknown_user").inc()
-                if opts.unknown_users == "dead-letter":
-                    self._dead_letter(producer, message, f"unknown user_id {event['user_id']}",
-                                      None)
-                    dead += 1
-                    continue
-                user = (day_number(event["event_time"]), UNKNOWN_USER)
-            state = self.store.apply(event)
-            signup_day, static = user
-            from churnctl.streaming.online_state import window_features
-
-            rows.append(window_features(state, day_number(event["event_time"]), signup_day,
-                                        static, self.store.config))
-            good.append((message, event))
-        if rows:
-            scores = snapshot.scorer.score_frame(snapshot.model.to_frame(rows))
-            for (message, event), score in zip(good, scores, strict=True):
-                self._score_out(producer, message, event, float(score), snapshot.version)
+            good.append(message)
+        if events and opts.unknown_users == "dead-letter":
+            known = self.store.known([e["user_id"] for e in events])
+            if not known.all():
+                for i in np.flatnonzero(~known).tolist():
+                    self.metrics.errors.labels("unknown_user").inc()
+                    self._dead_letter(producer, good[i],
+                                      f"unknown user_id {events[i]['user_id']}", None)
+                dead += int((~known).sum())
+                good = [m for m, k in zip(good, known.tolist(), strict=True) if k]
+                events = [e for e, k in zip(events, known.tolist(), strict=True) if k]
+        if events:
+            features = self.store.update(events)
+            unknown = int((~features.known).sum())
+            if unknown:
+                self.metrics.errors.labels("unknown_user").inc(unknown)
+            scores = snapshot.scorer.score_frame(features.frame(snapshot.model))
+            self._scores_out(producer, good, events, scores.tolist(), snapshot.version)
+            if self.sink is not None:  # before the commit: a crash writes the batch again
+                self.sink.write(events, features)
         self._wait_delivered(producer)
         ends: dict[int, int] = {}
         for message in messages:
-            ends[message.partition()] = max(ends.get(message.partition(), 0),
-                                            message.offset() + 1)
+            partition, offset = message.partition(), message.offset() + 1
+            if offset > ends.get(partition, 0):
+                ends[partition] = offset
         self.store.commit(opts.topic, ends)
+        # The SQLite transaction above holds these offsets too, and wins on assignment, so
+        # Kafka's copy need not hold up the next batch (a lost one only trails the store's).
         consumer.commit(offsets=[TopicPartition(opts.topic, p, o) for p, o in ends.items()],
-                        asynchronous=False)
+                        asynchronous=True)
         self.totals["scored"] += len(good)
         self.totals["dead_letter"] += dead
         self.totals["batches"] += 1
         self.metrics.batch_done(len(good), dead, time.monotonic() - began)
 
-    def _score_out(self, producer: Any, message: Any, event: dict[str, Any], score: float,
-                   version: int) -> None:
-        value = json.dumps({
-            "event_id": event["event_id"], "user_id": event["user_id"],
-            "event_time": event["event_time"].isoformat(), "score": round(score, 6),
-            "model_version": version,
-            "source": {"topic": message.topic(), "partition": message.partition(),
-                       "offset": message.offset()}}, separators=(",", ":")).encode()
-        headers = dict(message.headers() or [])
-        produced = headers.get("produced_at_ns")
+    def _scores_out(self, producer: Any, messages: list[Any], events: list[dict[str, Any]],
+                    scores: list[float], version: int) -> None:
+        out, delivered = self.options.output_topic, self._delivered
+        produce, poll = producer.produce, producer.poll
+        produced_at = self._produced_at
+        for message, event, score in zip(messages, events, scores, strict=True):
+            value = dumps({
+                "event_id": event["event_id"], "user_id": event["user_id"],
+                "event_time": event["event_time"].isoformat(), "score": round(score, 6),
+                "model_version": version,
+                "source": {"topic": message.topic(), "partition": message.partition(),
+                           "offset": message.offset()}})
+            for header, stamp in message.headers() or ():
+                if header == "produced_at_ns":
+                    produced_at.append(stamp)
+            headers = {"event_id": str(event["event_id"])}
+            try:
+                produce(out, value, str(event["user_id"]).encode(), headers=headers,
+                        on_delivery=delivered)
+            except BufferError:  # the local queue is full: let deliveries drain it
+                poll(0.05)
+                self._produce(producer, out, str(event["user_id"]).encode(), value, headers,
+                              delivered)
+        poll(0)
 
-        def delivered(error: Any, _msg: Any) -> None:
-            if error is not None:
-                self._failures.append(str(error))
-            elif produced:
-                self.metrics.latency.observe(max(time.time_ns() - int(produced), 0) / 1e9)
-
-        self._produce(producer, self.options.output_topic, str(event["user_id"]).encode(), value,
-                      {"event_id": str(event["event_id"])}, delivered)
+    def _delivered(self, error: Any, _message: Any) -> None:
+        if error is not None:
+            self._failures.append(str(error))
 
     def _dead_letter(self, producer: Any, message: Any, reason: str, kind: str | None) -> None:
         if kind:
             self.metrics.errors.labels(kind).inc()
         raw = message.value() or b""
-        value = json.dumps({
+        value = dumps({
             "reason": reason, "source": {"topic": message.topic(),
                                          "partition": message.partition(),
                                          "offset": message.offset()},
             "key": (message.key() or b"").decode("utf-8", "replace"),
-            "value": raw[:10_000].decode("utf-8", "replace")}).encode()
-
-        def delivered(error: Any, _msg: Any) -> None:
-            if error is not None:
-                self._failures.append(str(error))
-
+            "value": raw[:10_000].decode("utf-8", "replace")})
         self._produce(producer, self.options.dead_letter_topic, message.key(), value,
-                      {"reason": reason[:200]}, delivered)
+                      {"reason": reason[:200]}, self._delivered)
 
     @staticmethod
     def _produce(producer: Any, topic: str, key: Any, value: bytes, headers: dict[str, str],
@@ -234,10 +249,17 @@ class StreamScorer:
             self.metrics.errors.labels("delivery").inc(remaining + len(self._failures))
             first = self._failures[0] if self._failures else "timed out"
             self._failures.clear()
+            self._produced_at.clear()
             # Offsets stay uncommitted: the batch is scored again after a restart.
             raise UserError(f"writing scores to {self.options.output_topic!r} on "
                             f"{self.options.bootstrap} failed ({first}); nothing of this batch "
                             "was committed: restart the scorer when the broker is back")
+        if self._produced_at:  # every score of the batch is on the broker now
+            now = time.time_ns()
+            observe = self.metrics.latency.observe
+            for stamp in self._produced_at:
+                observe(max(now - int(stamp), 0) / 1e9)
+            self._produced_at.clear()
 
     def _update_lag(self, consumer: Any) -> None:
         now = time.monotonic()
