@@ -143,22 +143,26 @@ class SqliteReader(_Reader):
 
     def read_one(self, user: int) -> Row:
         rows = self._connection().execute(self.sql, (self.key(user),)).fetchall()
-        found: list[dict[str, Any]] = [{} for _ in self.views]
-        stamps: list[int] = [0] * len(self.views)
+        record: dict[str, Any] = {}
+        stamps: list[int | None] = [None] * len(self.views)
+        present = [False] * len(self.views)  # a view with a non-null value
         parse, decode = self._value, self.decode
         for view, name, blob, stamp in rows:
-            found[view][name] = decode.get(name, _generic)(blob, parse)
+            decoder = decode.get(name)
+            if decoder is None:
+                continue  # a feature of the table serving does not read
+            value = record[name] = decoder(blob, parse)
+            if value is not None:
+                present[view] = True
             stamps[view] = stamp
-        newest: int | None = None
-        record: dict[str, Any] = {}
-        for i, (_, names) in enumerate(self.views):
-            values = found[i]
-            if not any(values.get(name) is not None for name in names):
-                continue  # no row, or only nulls: the view adds nothing, as in Feast's path
-            record.update((name, values.get(name)) for name in names)
-            newest = stamps[i] if newest is None or stamps[i] > newest else newest
-        if newest is None:
-            return None, {}
+        if not all(present):  # no row, or only nulls: the view adds nothing, as in online.py
+            for i, (_, names) in enumerate(self.views):
+                if not present[i]:
+                    for name in names:
+                        record.pop(name, None)
+            if not record:
+                return None, {}
+        newest = max(stamp for stamp, kept in zip(stamps, present, strict=True) if kept)
         # Feast writes naive UTC as int(datetime.timestamp()) (local time) and reads it back
         # with datetime.fromtimestamp (local) tagged UTC: the same here, whatever the TZ.
         return datetime.fromtimestamp(int(newest)).replace(tzinfo=UTC), record

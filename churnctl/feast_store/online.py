@@ -53,6 +53,7 @@ class OnlineFeatures:
         self.repo = workspace.root / meta.get("repo", REPO_DIR)
         self.store = open_store(self.repo)
         self.names = tuple(schema["numeric"]) + tuple(schema["categorical"])
+        self._name_set = frozenset(self.names)  # per request: a set, not the tuple's scan
         self._categorical = frozenset(schema["categorical"])
         profile = set(PROFILE_NUMERIC) | set(schema["categorical"])
         self.refs = [f"{PROFILE_VIEW if n in profile else ACTIVITY_VIEW}:{n}" for n in self.names]
@@ -75,7 +76,7 @@ class OnlineFeatures:
         return self.users
 
     def missing_columns(self, names: tuple[str, ...]) -> list[str]:
-        return [name for name in names if name not in self.names]
+        return [name for name in names if name not in self._name_set]
 
     def _unavailable(self, exc: Exception) -> LookupRefused:
         text = str(exc).strip().splitlines()
