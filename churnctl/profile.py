@@ -233,6 +233,8 @@ def _describe(err: Any) -> str:
         return "unknown key (check the spelling)"
     if err["type"] == "missing":
         return "required key is missing"
+    if err["type"] == "value_error":  # a validator's own sentence, without pydantic's prefix
+        return str(err["msg"]).removeprefix("Value error, ")
     return str(err["msg"])
 
 

@@ -110,6 +110,20 @@ def test_profile_commands(cli) -> None:
     assert cli("profile", "validate", "v1").exit_code == 0
 
 
+@pytest.mark.parametrize(("backend", "kind"), [("gx", "null_fraction"), ("gx-table", "class_rows"),
+                                               ("gx-spark", "null_fraction")])
+def test_a_mistyped_gx_severity_kind_is_a_profile_error(cli, tmp_path: Path, backend: str,
+                                                        kind: str) -> None:
+    path = tmp_path / "severity.yaml"
+    for key, code in ((kind, 0), (kind + "s", 2)):
+        path.write_text(f"name: severity\nextends: v3\nstages:\n  validate:\n    backend: "
+                        f"{backend}\n    options: {{severity: {{{key}: warning}}}}\n")
+        result = cli("profile", "validate", str(path))
+        assert result.exit_code == code, result.output
+    assert f"stages.validate.options.severity: unknown kind(s) {kind}s; kinds: " in result.stderr
+    assert kind in result.stderr.rpartition("kinds: ")[2]
+
+
 def test_profile_validate_bad_file_exits_2(cli, tmp_path: Path) -> None:
     path = tmp_path / "typo.yaml"
     path.write_text("name: typo\nextends: v1\nstages:\n  features:\n    options: {windowz: [7]}\n")

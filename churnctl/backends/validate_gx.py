@@ -9,32 +9,50 @@ features, the model report and MLflow read either backend the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 
 from churnctl.backends.validate_pandas import PandasValidatorOptions
 from churnctl.backends.validation_gate import apply_gate
 from churnctl.errors import GateFailed
+from churnctl.quality_gx.contract import DEFAULT_SEVERITY
 from churnctl.stages import ArtifactRef, Backend, StageContext, StageOutput
 from churnctl.workspace import Workspace
 
 DOCS = "data_docs"
 
 
-class GxValidatorOptions(PandasValidatorOptions):
+class GxOptions(BaseModel):
+    """What every GX-backed validator takes; `severity` keys are checked against the suite's
+    kinds when the profile loads, so `profile validate` and `plan` name a mistyped kind."""
+
+    SEVERITY_KINDS: ClassVar[tuple[str, ...]] = ()
     data_docs: bool = Field(True, description="build HTML Data Docs into the artifact")
-    severity: dict[str, Literal["critical", "warning"]] = Field(
-        default_factory=dict,
-        description="kind -> critical (stops the run) or warning, e.g. {null_fraction: "
-        "critical}; kinds: column_exists, type, not_null, null_fraction, allowed_values, "
-        "range, unique, consistent, known_user, date_range, row_count, after_signup")
-    min_rows: int = Field(1, ge=0, description="fewest rows each table may have")
-    max_rows: int | None = Field(None, ge=1, description="most rows each table may have")
     keep_results: int = Field(
         10, ge=1, description="runs whose validation results stay in "
         "gx/uncommitted/validations per suite; older ones are deleted")
+
+    @field_validator("severity", check_fields=False)
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(cls.SEVERITY_KINDS))
+        if unknown:
+            raise ValueError(f"unknown kind(s) {', '.join(unknown)}; "
+                             f"kinds: {', '.join(cls.SEVERITY_KINDS)}")
+        return value
+
+
+class GxValidatorOptions(GxOptions, PandasValidatorOptions):
+    SEVERITY_KINDS = tuple(DEFAULT_SEVERITY)
+    severity: dict[str, Literal["critical", "warning"]] = Field(
+        default_factory=dict,
+        description="kind -> critical (stops the run) or warning, e.g. {null_fraction: "
+        "critical}; kinds: " + ", ".join(DEFAULT_SEVERITY))
+    min_rows: int = Field(1, ge=0, description="fewest rows each table may have")
+    max_rows: int | None = Field(None, ge=1, description="most rows each table may have")
 
 
 class GxValidator(Backend):
@@ -55,16 +73,10 @@ class GxValidator(Backend):
     def run(self, ctx: StageContext) -> StageOutput:
         import pandas as pd
 
-        from churnctl.quality_gx.contract import DEFAULT_SEVERITY, event_data_specs
+        from churnctl.quality_gx.contract import event_data_specs
         from churnctl.quality_gx.gate import event_parameters, events_batch, run_checkpoints
 
         opts: GxValidatorOptions = ctx.options
-        unknown = sorted(set(opts.severity) - set(DEFAULT_SEVERITY))
-        if unknown:
-            from churnctl.errors import UserError
-
-            raise UserError(f"validate.severity: unknown kind(s) {', '.join(unknown)}; "
-                            f"kinds: {', '.join(DEFAULT_SEVERITY)}")
         ingest = ctx.inputs["ingest"]
         frames = {"users": pd.read_parquet(ingest.table("users")),
                   "events": pd.read_parquet(ingest.table("events"))}
@@ -79,20 +91,26 @@ class GxValidator(Backend):
         results, index = run_checkpoints(ctx.workspace.root, batches, suites, opts.severity,
                                          parameters, docs_dir, opts.keep_results)
         source = {t: ingest.meta("sources", {}).get(t, f"{t} table") for t in frames}
-        try:
-            output = apply_gate(ctx, results, {t: len(f) for t, f in frames.items()},
-                                source=lambda check: source.get(check.table, check.table),
-                                fail_on_warning=opts.fail_on_warning)
-        except GateFailed:
-            raise GateFailed(failure_line(ctx, results, source, index,
-                                          opts.fail_on_warning)) from None
-        if index is not None:
-            output.reports["data_docs"] = f"{DOCS}/index.html"
-        return output
+        return gate(ctx, results, {t: len(f) for t, f in frames.items()}, source, index,
+                    opts.fail_on_warning)
 
     def publish(self, ctx: StageContext, artifact: ArtifactRef) -> dict[str, Any]:
         index = artifact.path / DOCS / "index.html"
         return {"data_docs": str(index)} if index.is_file() else {}
+
+
+def gate(ctx: StageContext, results: list[Any], rows: dict[str, int], source: dict[str, str],
+         index: Path | None, fail_on_warning: bool) -> StageOutput:
+    """The pandas validator's gate over GX's results, with the Data Docs in the report and,
+    when it fails, in the one line that says so."""
+    where: Callable[[Any], str] = lambda check: source.get(check.table, check.table)  # noqa: E731
+    try:
+        output = apply_gate(ctx, results, rows, source=where, fail_on_warning=fail_on_warning)
+    except GateFailed:
+        raise GateFailed(failure_line(ctx, results, source, index, fail_on_warning)) from None
+    if index is not None:
+        output.reports["data_docs"] = f"{DOCS}/index.html"
+    return output
 
 
 def failure_line(ctx: StageContext, results: list[Any], source: dict[str, str],

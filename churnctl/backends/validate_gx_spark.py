@@ -18,9 +18,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from churnctl.backends.validate_gx import DOCS, GxValidator, GxValidatorOptions, failure_line
-from churnctl.backends.validation_gate import apply_gate
-from churnctl.errors import BackendUnavailable, GateFailed, UserError
+from churnctl.backends.validate_gx import DOCS, GxValidator, GxValidatorOptions, gate
+from churnctl.errors import BackendUnavailable
 from churnctl.spark.options import SparkOptions
 from churnctl.stages import StageContext, StageOutput
 
@@ -46,14 +45,9 @@ class GxSparkValidator(GxValidator):
         return [problem] if problem else []
 
     def run(self, ctx: StageContext) -> StageOutput:
-        from churnctl.quality_gx.contract import DEFAULT_SEVERITY
         from churnctl.spark.session import check_master, java_problem, session_conf, spark_session
 
         opts: GxSparkValidatorOptions = ctx.options
-        unknown = sorted(set(opts.severity) - set(DEFAULT_SEVERITY))
-        if unknown:
-            raise UserError(f"validate.severity: unknown kind(s) {', '.join(unknown)}; "
-                            f"kinds: {', '.join(DEFAULT_SEVERITY)}")
         problem = java_problem()
         if problem:
             raise BackendUnavailable(f"validate.gx-spark needs {problem}")
@@ -98,13 +92,4 @@ class GxSparkValidator(GxValidator):
             for batch in batches.values():
                 batch.unpersist()
         source = {t: ingest.meta("sources", {}).get(t, f"{t} table") for t in frames}
-        try:
-            output = apply_gate(ctx, results, rows,
-                                source=lambda check: source.get(check.table, check.table),
-                                fail_on_warning=opts.fail_on_warning)
-        except GateFailed:
-            raise GateFailed(failure_line(ctx, results, source, index,
-                                          opts.fail_on_warning)) from None
-        if index is not None:
-            output.reports["data_docs"] = f"{DOCS}/index.html"
-        return output
+        return gate(ctx, results, rows, source, index, opts.fail_on_warning)
