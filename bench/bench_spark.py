@@ -7,8 +7,15 @@ own process: wall seconds, the stage's own seconds, and the peak resident memory
 process tree (sampled every 0.1 s; for Spark in local mode that is the Python driver plus the
 JVM, which runs the executors' tasks in its threads). The Spark figure includes its JVM start.
 
+With `--chunked` the data comes from the chunked generator instead (`churnctl data generate
+--chunk-users`, Parquet part directories, measured too) through `ingest.files`, so sizes that
+do not fit one frame (1,000,000 users x 120 days) can be made; `--backends spark` leaves out
+pandas (whose dense cube would need about 60 GiB there) and `--validate gx-spark` validates on
+Spark too.
+
 Usage: python bench/bench_spark.py [--users 20000] [--days 120] [--master local[2]]
-       [--driver-memory 4g]
+       [--driver-memory 4g] [--chunked [--chunk-users 50000]] [--backends pandas,spark]
+       [--validate pandas]
 """
 
 from __future__ import annotations
@@ -76,25 +83,52 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--chunked", action="store_true",
+                        help="data from the chunked generator (part directories)")
+    parser.add_argument("--chunk-users", type=int, default=50_000)
+    parser.add_argument("--backends", default="pandas,spark",
+                        help="features backends to measure, comma-separated")
+    parser.add_argument("--validate", default="pandas", help="validate backend")
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help="where the JSON goes (default bench/results)")
     args = parser.parse_args()
+    chosen = [b for b in args.backends.split(",") if b]
+    if not chosen or set(chosen) - {"pandas", "spark"}:
+        parser.error(f"--backends {args.backends!r}: pandas, spark or both")
     root = Path(tempfile.mkdtemp(prefix="bench-spark-"))
-    data = ["--set", f"ingest.users={args.users}", "--set", f"ingest.days={args.days}"]
-    base = [*CHURNCTL, "run", "--json", "--workspace", str(root), "--profile", "v1", *data]
+    figures: dict[str, Any] = {"users": args.users, "days": args.days,
+                               "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     try:
-        record, wall, _ = measured([*base, "--only", "ingest", "--only", "validate"])
+        if args.chunked:
+            folder = root / "data"
+            made, wall, peak = measured([
+                *CHURNCTL, "data", "generate", "--users", str(args.users), "--days",
+                str(args.days), "--chunk-users", str(args.chunk_users), "--out", str(folder),
+                "--json"])
+            figures["generator"] = {"chunked": True, "wall_s": wall, "peak_rss_mib": peak,
+                                    "parts": made["parts"], "chunk_users": made["chunk_users"]}
+            data = ["--set", "ingest.backend=files",
+                    "--set", f"ingest.users={folder / 'users.parquet'}",
+                    "--set", f"ingest.events={folder / 'events.parquet'}"]
+        else:
+            data = ["--set", f"ingest.users={args.users}", "--set", f"ingest.days={args.days}"]
+        base = [*CHURNCTL, "run", "--json", "--workspace", str(root), "--profile", "v1", *data,
+                "--set", f"validate.backend={args.validate}"]
+        if args.validate == "gx-spark":
+            base += ["--set", f"validate.master={args.master}",
+                     "--set", f"validate.driver_memory={args.driver_memory}"]
+        record, wall, peak = measured([*base, "--only", "ingest", "--only", "validate"])
         events = next(s for s in record["stages"] if s["name"] == "ingest")
-        figures: dict[str, Any] = {
-            "users": args.users, "days": args.days, "ingest_and_validate_s": wall,
-            "events": events.get("summary", {}).get("events_rows"),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        }
+        figures.update({"ingest_and_validate_s": wall, "ingest_and_validate_peak_mib": peak,
+                        "validate_backend": args.validate,
+                        "events": events.get("summary", {}).get("events_rows")})
         backends = {
             "pandas": ["--set", "features.backend=pandas"],
             "spark": ["--set", "features.backend=spark", "--set", f"features.master={args.master}",
                       "--set", f"features.driver_memory={args.driver_memory}"],
         }
         rows = {}
-        for name, sets in backends.items():
+        for name, sets in ((n, backends[n]) for n in chosen):
             record, wall, peak = measured([*base, "--only", "features", "--force", *sets])
             stage = next(s for s in record["stages"] if s["name"] == "features")
             rows[name] = {"wall_s": wall, "stage_s": stage["seconds"], "peak_rss_mib": peak,
@@ -103,15 +137,22 @@ def main() -> None:
         figures["features"] = rows
         figures["spark_master"] = args.master
         figures["spark_driver_memory"] = args.driver_memory
-        figures["same_rows"] = (rows["pandas"]["train_rows"] == rows["spark"]["train_rows"]
-                                and rows["pandas"]["test_rows"] == rows["spark"]["test_rows"])
-        figures["spark_over_pandas"] = {
-            "wall": round(rows["spark"]["wall_s"] / rows["pandas"]["wall_s"], 2),
-            "peak_rss": round(rows["spark"]["peak_rss_mib"] / rows["pandas"]["peak_rss_mib"], 2)}
+        if len(rows) == 2:
+            figures["same_rows"] = (rows["pandas"]["train_rows"] == rows["spark"]["train_rows"]
+                                    and rows["pandas"]["test_rows"] == rows["spark"]["test_rows"])
+            figures["spark_over_pandas"] = {
+                "wall": round(rows["spark"]["wall_s"] / rows["pandas"]["wall_s"], 2),
+                "peak_rss": round(rows["spark"]["peak_rss_mib"] / rows["pandas"]["peak_rss_mib"],
+                                  2)}
         figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        default = args.users == 20_000 and args.driver_memory == "4g"
-        write_results("spark" if default else f"spark_{args.users}_{args.driver_memory}",
-                      figures)
+        default = (args.users == 20_000 and args.driver_memory == "4g" and not args.chunked
+                   and len(rows) == 2 and args.validate == "pandas")
+        name = "spark" if default else f"spark_{args.users}_{args.driver_memory}"
+        if not default and args.chunked:
+            name += "_chunked"
+        if not default and len(rows) == 1:
+            name += f"_{chosen[0]}_only"
+        write_results(name, figures, args.results_dir)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
