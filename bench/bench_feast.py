@@ -5,7 +5,8 @@ Default data (2,000 users x 120 days), in one temp workspace:
 - the features stage's seconds: pandas, Feast with SQLite (first run, then a second run with
   the same data: apply and materialize skipped), Feast with Redis when redis-server exists;
 - the online look-up of one user (the call `/predict {"user_id"}` makes, in-process, p50/p99)
-  for the v1 Parquet snapshot, Feast SQLite and Feast Redis (target p99 <= 5 ms), with a Redis
+  for the v1 Parquet snapshot, Feast SQLite and Feast Redis (target p99 <= 5 ms) by the direct
+  read serving uses and by Feast's `online_read` per view (`*_online_read`), with a Redis
   PING as the floor this machine puts under any Redis round trip, and the /predict handler's
   own time around that look-up;
 - `/predict {"user_id"}` against `/live` on the real server (uvicorn, one worker) with `wrk`
@@ -72,18 +73,22 @@ def _latency(get: Any, users: list[int]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(samples), 3), "lookups": len(samples)}
 
 
-def _source(root: Path) -> Any:
-    """The look-up source serving opens for the newest features artifact (as the API does)."""
+def _source(root: Path, fast: bool = True) -> Any:
+    """The look-up source serving opens for the newest features artifact (as the API does;
+    `fast=False`: Feast's online_read per view, what served before the direct read)."""
     from churnctl.serving.lookup import latest_features_path, open_feature_source
     from churnctl.workspace import Workspace
 
     ws = Workspace(root)
-    return open_feature_source(ws, latest_features_path(ws), "user_id")
+    return open_feature_source(ws, latest_features_path(ws), "user_id", fast=fast)
 
 
-def _lookup(root: Path, users: list[int], names: tuple[str, ...]) -> dict[str, Any]:
-    source = _source(root)
-    return _latency(lambda u: source.get(u, names), users)
+def _lookup(root: Path, users: list[int], names: tuple[str, ...], fast: bool = True
+            ) -> dict[str, Any]:
+    source = _source(root, fast)
+    figures = _latency(lambda u: source.get(u, names), users)
+    reader = getattr(source, "reader", None)
+    return figures if reader is None else {**figures, "reader": reader}
 
 
 REPORT = """
@@ -254,6 +259,7 @@ def default_data(seconds: int) -> dict[str, Any]:
         stage["feast_sqlite_second_run"] = {"seconds": round(again["seconds"], 3),
                                             "status": again["status"]}
         lookup["feast_sqlite"] = _lookup(root, users, names)
+        lookup["feast_sqlite_online_read"] = _lookup(root, users, names, fast=False)
         handler["feast_sqlite"] = _handler(root, users)
         http["feast_sqlite"] = _http(root, users, seconds)
         figures["feast_offline"] = _offline(root)
@@ -265,6 +271,7 @@ def default_data(seconds: int) -> dict[str, Any]:
                          f"features.redis_connection={address}")
                 stage["feast_redis"] = round(_run(root, *redis, only=("features",))["seconds"], 3)
                 lookup["feast_redis"] = _lookup(root, users, names)
+                lookup["feast_redis_online_read"] = _lookup(root, users, names, fast=False)
                 lookup["redis_ping_floor"] = _redis_ping(address, users)
                 handler["feast_redis"] = _handler(root, users)
                 http["feast_redis"] = _http(root, users, seconds)
