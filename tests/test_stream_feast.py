@@ -1,7 +1,8 @@
-"""`stream score` in a workspace whose features backend is Feast (features.feast, SQLite online
-store), against a real Tansu broker: an event streamed after the batch features changes what
-`churnctl features get` and `/predict {"user_id"}` answer for its user, to the features the
-batch pipeline computes for that day, and `/predict` gives the score the stream wrote."""
+"""`stream score` in a workspace whose features backend is Feast (features.feast; the SQLite
+online store and a real Redis), against a real Tansu broker: an event streamed after the
+batch features changes what `churnctl features get` and `/predict {"user_id"}` answer for its
+user, to the features the batch pipeline computes for that day, and `/predict` gives the score
+the stream wrote."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from churnctl.domain.features import FeatureConfig, daily_activity, snapshots
 from churnctl.domain.generator import GeneratorConfig, generate
 from tests.conftest import SMALL
 from tests.kafka_broker import kafka_broker, read_topic, unique  # noqa: F401
+from tests.redis_service import redis_server  # noqa: F401  (a session fixture)
 
 pytest.importorskip("feast")
 pytest.importorskip("confluent_kafka")
@@ -30,16 +32,21 @@ def invoke(*args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
 def test_a_streamed_event_reaches_the_feast_online_store_serve_reads(
-        kafka_broker: str, tmp_path: Path) -> None:  # noqa: F811
+        kafka_broker: str, tmp_path: Path, online: str,  # noqa: F811
+        request: pytest.FixtureRequest) -> None:
     from fastapi.testclient import TestClient
 
     from churnctl.serving.app import create_app
     from churnctl.workspace import Workspace
 
     root = tmp_path / "ws"
+    store = ([] if online == "sqlite" else [
+        "--set", "features.online_store=redis",
+        "--set", f"features.redis_connection={request.getfixturevalue('redis_server')}"])
     invoke("run", "--json", "--workspace", str(root), "--profile", "v1", "--set",
-           "features.backend=feast", *SMALL)
+           "features.backend=feast", *store, *SMALL)
     users, events = generate(GeneratorConfig(users=400, days=100))
     user = int(events["user_id"].value_counts().index[0])
     before = json.loads(invoke("features", "get", str(user), "--workspace", str(root),
