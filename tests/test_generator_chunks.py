@@ -40,6 +40,11 @@ def test_the_data_does_not_depend_on_the_chunk_size(tmp_path: Path) -> None:
     one = write_chunked(CONFIG, tmp_path / "one", chunk_users=20_000)
     assert (three["parts"], one["parts"]) == (3, 1)
     assert len(list((tmp_path / "three" / "events.parquet").glob("part-*.parquet"))) == 3
+    # Written a block at a time (what bounds the memory): a row group per block.
+    import pyarrow.parquet as pq
+
+    whole = pq.ParquetFile(tmp_path / "one" / "events.parquet" / "part-00000.parquet")
+    assert whole.metadata.num_row_groups == 3
     users, events = _in_memory(CONFIG)
     for folder in ("three", "one"):
         read_users, read_events = _read(tmp_path / folder)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from churnctl.domain.generator import GeneratorConfig, generate_with
 
@@ -72,26 +74,36 @@ def _block(config: GeneratorConfig, block: int, first_event_id: int,
     return users, events
 
 
-def iter_chunks(config: GeneratorConfig, chunk_users: int,
+def iter_blocks(config: GeneratorConfig, chunk_users: int,
                 ) -> Iterator[tuple[Chunk, pd.DataFrame, pd.DataFrame]]:
-    """(chunk, users, events) in user order; only one chunk's frames live at a time."""
+    """(chunk, users, events) of each block in user order, with the chunk it belongs to."""
     next_event_id = 1
     for chunk in chunk_plan(config.users, chunk_users):
-        parts = []
         for block in range(chunk.first_block, chunk.first_block + chunk.blocks):
             users, events = _block(config, block, next_event_id)
             next_event_id += len(events)
-            parts.append((users, events))
-        users = pd.concat([u for u, _ in parts], ignore_index=True)
-        events = pd.concat([e for _, e in parts], ignore_index=True)
-        del parts
-        yield chunk, users, events
+            yield chunk, users, events
+
+
+def iter_chunks(config: GeneratorConfig, chunk_users: int,
+                ) -> Iterator[tuple[Chunk, pd.DataFrame, pd.DataFrame]]:
+    """(chunk, users, events) in user order; only one chunk's frames live at a time."""
+    parts: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+    for chunk, users, events in iter_blocks(config, chunk_users):
+        parts.append((users, events))
+        if len(parts) == chunk.blocks:  # the chunk's last block
+            merged = (pd.concat([u for u, _ in parts], ignore_index=True),
+                      pd.concat([e for _, e in parts], ignore_index=True))
+            parts = []
+            yield chunk, *merged
+            del merged
 
 
 def write_chunked(config: GeneratorConfig, out_dir: Path, chunk_users: int,
                   ) -> dict[str, object]:
-    """Write OUT/users.parquet/ and OUT/events.parquet/, one part file per chunk; each
-    directory appears complete or not at all (written aside, then renamed into place)."""
+    """Write OUT/users.parquet/ and OUT/events.parquet/, one part file per chunk, a row group
+    per block: memory holds one block, whatever the chunk size. Each directory appears
+    complete or not at all (written aside, then renamed into place)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}.{secrets.token_hex(6)}"
@@ -100,11 +112,22 @@ def write_chunked(config: GeneratorConfig, out_dir: Path, chunk_users: int,
     try:
         for folder in staging.values():
             folder.mkdir()
-        for chunk, users, events in iter_chunks(config, chunk_users):
+        writers: dict[str, _PartWriter] = {}
+        current = -1
+        for chunk, users, events in iter_blocks(config, chunk_users):
+            if chunk.index != current:
+                for writer in writers.values():
+                    writer.close()
+                writers = {t: _PartWriter(staging[t] / PART.format(chunk.index))
+                           for t in TABLES}
+                current = chunk.index
+                counts["parts"] += 1
             for table, frame in (("users", users), ("events", events)):
-                frame.to_parquet(staging[table] / PART.format(chunk.index), index=False)
+                writers[table].write(frame)
                 counts[table] += len(frame)
-            counts["parts"] += 1
+            del users, events
+        for writer in writers.values():
+            writer.close()
         targets = {t: out_dir / f"{t}.parquet" for t in TABLES}
         for table, target in targets.items():
             _replace_dir(staging[table], target)
@@ -113,6 +136,25 @@ def write_chunked(config: GeneratorConfig, out_dir: Path, chunk_users: int,
             shutil.rmtree(folder, ignore_errors=True)
     return {**counts, "chunk_users": -(-chunk_users // BLOCK_USERS) * BLOCK_USERS,
             "files": {t: str(p) for t, p in targets.items()}}
+
+
+class _PartWriter:
+    """One part file, a row group per frame, every frame in the first one's Arrow schema."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def _replace_dir(source: Path, target: Path) -> None:
