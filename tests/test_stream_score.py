@@ -158,11 +158,13 @@ def test_two_scorers_in_one_group_through_rebalances(
                                                     400))
     feeder.start()  # ~8 s of events while the group changes
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    a = scorer(finished_workspace, kafka_broker, names, log_a)
+    # Commits every 500 ms: a leaving or losing scorer commits what it scored on revoke.
+    a = scorer(finished_workspace, kafka_broker, names, log_a, "--commit-interval-ms", "500")
     b = None
     try:
         wait_for(kafka_broker, names["out"], 300, process=a, log=log_a)
-        b = scorer(finished_workspace, kafka_broker, names, log_b)  # joins: a rebalance
+        b = scorer(finished_workspace, kafka_broker, names, log_b,  # joins: a rebalance
+                   "--commit-interval-ms", "500")
         deadline = time.monotonic() + 60
         while "assigned partitions" not in log_b.read_text() and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -267,3 +269,59 @@ def test_crash_after_scores_before_commit_repeats_identical_records(
     grouped = assert_exactly_one_after_dedup(records, set(events["event_id"]))
     repeated = sum(len(copies) > 1 for copies in grouped.values())
     assert 0 < repeated <= 100  # the third batch, once more
+
+
+def test_uncommitted_batches_of_a_commit_interval_repeat_identically(
+        kafka_broker: str, finished_workspace: Path, names: dict,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --commit-interval-ms, several batches are scored before one commit; a delivery
+    failure at that commit commits none of them (not even when closing the consumer revokes
+    its partitions), and the restart repeats them all, identically, and loses none."""
+    from churnctl.streaming.online_state import OnlineStore
+    from churnctl.streaming.score_setup import model_holder, users_table
+    from churnctl.streaming.scorer import ScoreOptions, StreamScorer, store_path
+    from churnctl.workspace import Workspace
+
+    total = produce(kafka_broker, names["topic"], 30, 50)
+    workspace = Workspace(finished_workspace)
+    options = ScoreOptions(bootstrap=kafka_broker, topic=names["topic"],
+                           output_topic=names["out"], dead_letter_topic=names["dlq"],
+                           group=names["group"], batch=100, session_timeout_ms=2000,
+                           stop_when_idle=3, commit_interval=3600)
+    holder = model_holder(workspace, None, options.batch, 0)
+
+    from churnctl.errors import UserError
+
+    original = StreamScorer._wait_delivered
+    failed: list[bool] = []
+
+    def failing_once(self: StreamScorer, producer: object) -> None:
+        if not failed:  # the broker went away at the first commit, and came back
+            failed.append(True)
+            raise UserError("writing scores failed (broker gone)")
+        original(self, producer)
+
+    first = OnlineStore(store_path(workspace.state, options.group))
+    first.load_users(users_table(workspace, None))
+    scorer = StreamScorer(options, first, holder, log=lambda _: None)
+    with monkeypatch.context() as patched:
+        patched.setattr(StreamScorer, "_wait_delivered", failing_once)
+        with pytest.raises(UserError, match="broker gone"):
+            scorer.run()
+    first.close()
+    assert scorer.totals["batches"] > 1  # more than one batch waited for that commit
+    written = set(by_event(read_topic(kafka_broker, names["out"], scorer.totals["scored"],
+                                      timeout=5)))
+    assert len(written) == scorer.totals["scored"]
+    second = OnlineStore(store_path(workspace.state, options.group))
+    assert second.offsets(names["topic"]) == {}  # nothing committed by the crashed scorer
+    StreamScorer(options, second, holder, log=lambda _: None).run()
+    assert second.offsets(names["topic"])  # the clean stop committed
+    second.close()
+    holder.stop()
+    records = read_topic(kafka_broker, names["out"], 2 * total)
+    _, events = generate(GeneratorConfig(users=30, days=50))
+    grouped = assert_exactly_one_after_dedup(records, set(events["event_id"]))
+    # Every batch the crashed scorer wrote, once more; the rest once.
+    assert all(len(copies) == (2 if event_id in written else 1)
+               for event_id, copies in grouped.items())

@@ -92,6 +92,10 @@ def score_command(
         "--max-wait-ms", min=1, max=60_000,
         help="Close a batch after this long even if it is not full (latency at low "
              "rates).")] = 20,
+    commit_interval_ms: Annotated[int, typer.Option(
+        "--commit-interval-ms", min=0, max=600_000,
+        help="Commit state and offsets (and write the Feast online store) at most this "
+             "often; 0: after every batch. Scores still go out per batch.")] = 0,
     unknown_users: Annotated[str, typer.Option(
         "--unknown-users", help="An event of a user without a users row: `default` scores it "
         "with default attributes, `dead-letter` sends it to the dead-letter topic.")] = "default",
@@ -134,7 +138,7 @@ def score_command(
     options = ScoreOptions(
         bootstrap=bootstrap_servers(bootstrap), topic=topic, output_topic=output_topic,
         dead_letter_topic=dead_letter_topic, group=group, batch=batch,
-        max_wait=max_wait_ms / 1000,
+        max_wait=max_wait_ms / 1000, commit_interval=commit_interval_ms / 1000,
         unknown_users=unknown_users,  # type: ignore[arg-type]
         metrics_port=metrics_port, stop_when_idle=stop_when_idle,
         session_timeout_ms=session_timeout_ms)

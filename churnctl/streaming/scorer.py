@@ -47,6 +47,9 @@ class ScoreOptions:
     reload_seconds: float = 5.0
     stop_when_idle: float = 0.0  # exit after this many seconds without events (0: never)
     session_timeout_ms: int = 6000
+    # Commit (state with offsets, Kafka offsets, the Feast write) at most this often; 0: after
+    # every batch. Scores still go out per batch; a crash repeats what was not committed.
+    commit_interval: float = 0.0
 
 
 class StreamScorer:
@@ -63,6 +66,10 @@ class StreamScorer:
         self._failures: list[str] = []
         self._produced_at: list[bytes] = []  # the batch's events' produce times (headers)
         self._lag_checked = 0.0
+        self._pending: dict[int, int] = {}  # partition -> next offset, scored not committed
+        self._committed_at = time.monotonic()
+        self._producer: Any = None
+        self._broken = False  # an error left the loop: commit nothing more, even on revoke
 
     # -- setup -------------------------------------------------------------------------------
     def _clients(self) -> tuple[Any, Any]:
@@ -95,7 +102,9 @@ class StreamScorer:
         self.log(f"assigned partitions {sorted(tp.partition for tp in partitions)}")
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        self.store.forget()  # batches are committed whole: nothing pending to hand over
+        # Hand over nothing pending: what was scored is committed before the partitions go.
+        self._commit(consumer, self._producer)
+        self.store.forget()
 
     def request_stop(self, *_args: Any) -> None:
         self.stopping = True
@@ -111,6 +120,7 @@ class StreamScorer:
         server = (self.metrics.serve(opts.metrics_host, opts.metrics_port)
                   if opts.metrics_port is not None else None)
         consumer, producer = self._clients()
+        self._producer = producer
         # SIGTERM handling belongs to the process's main thread (a scorer run in a thread,
         # in a benchmark, is stopped by stop_when_idle or request_stop instead).
         in_main = threading.current_thread() is threading.main_thread()
@@ -123,13 +133,20 @@ class StreamScorer:
                 polled = consumer.consume(opts.batch, opts.max_wait)
                 messages = [m for m in polled if m.error() is None]
                 if not messages:
+                    self._commit(consumer, producer)  # a pause: nothing waits for more
                     if opts.stop_when_idle and time.monotonic() - idle_since > opts.stop_when_idle:
                         break
                     self._update_lag(consumer)
                     continue
                 idle_since = time.monotonic()
                 self._batch(consumer, producer, messages)
+                if time.monotonic() - self._committed_at >= opts.commit_interval:
+                    self._commit(consumer, producer)
                 self._update_lag(consumer)
+            self._commit(consumer, producer)  # stopped: after the current batch, committed
+        except BaseException:
+            self._broken = True  # close() below revokes: pending batches stay uncommitted
+            raise
         finally:
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
@@ -140,8 +157,6 @@ class StreamScorer:
         return self.totals
 
     def _batch(self, consumer: Any, producer: Any, messages: list[Any]) -> None:
-        from confluent_kafka import TopicPartition
-
         began = time.monotonic()
         opts = self.options
         snapshot = self.holder.current  # one model version for the whole batch
@@ -172,23 +187,35 @@ class StreamScorer:
                 self.metrics.errors.labels("unknown_user").inc(unknown)
             scores = snapshot.scorer.score_frame(features.frame(snapshot.model))
             self._scores_out(producer, good, events, scores.tolist(), snapshot.version)
-            if self.sink is not None:  # before the commit: a crash writes the batch again
-                self.sink.write(events, features)
-        self._wait_delivered(producer)
-        ends: dict[int, int] = {}
+            if self.sink is not None:  # written at the commit, before it
+                self.sink.stage(events, features)
         for message in messages:
             partition, offset = message.partition(), message.offset() + 1
-            if offset > ends.get(partition, 0):
-                ends[partition] = offset
-        self.store.commit(opts.topic, ends)
-        # The SQLite transaction above holds these offsets too, and wins on assignment, so
-        # Kafka's copy need not hold up the next batch (a lost one only trails the store's).
-        consumer.commit(offsets=[TopicPartition(opts.topic, p, o) for p, o in ends.items()],
-                        asynchronous=True)
+            if offset > self._pending.get(partition, 0):
+                self._pending[partition] = offset
         self.totals["scored"] += len(good)
         self.totals["dead_letter"] += dead
         self.totals["batches"] += 1
         self.metrics.batch_done(len(good), dead, time.monotonic() - began)
+
+    def _commit(self, consumer: Any, producer: Any) -> None:
+        """Wait until the broker has every score (and Feast the features) of the batches
+        since the last commit, then commit their state with their offsets (SQLite), then the
+        offsets (Kafka). A crash before this point repeats those batches, identically."""
+        from confluent_kafka import TopicPartition
+
+        self._committed_at = time.monotonic()
+        if not self._pending or self._broken:
+            return
+        self._wait_delivered(producer)
+        if self.sink is not None:
+            self.sink.flush()
+        ends, self._pending = self._pending, {}
+        self.store.commit(self.options.topic, ends)
+        # The SQLite transaction above holds these offsets too, and wins on assignment, so
+        # Kafka's copy need not hold up the next batch (a lost one only trails the store's).
+        consumer.commit(offsets=[TopicPartition(self.options.topic, p, o)
+                                 for p, o in ends.items()], asynchronous=True)
 
     def _scores_out(self, producer: Any, messages: list[Any], events: list[dict[str, Any]],
                     scores: list[float], version: int) -> None:
