@@ -64,6 +64,11 @@ COVERED_ELSEWHERE: dict[str, tuple[str, str]] = {
     "churnctl stream produce": ("tests/test_stream_produce.py", '"stream", "produce"'),
     "churnctl stream score": ("tests/test_stream_score.py", '"stream", "score"'),
     "churnctl run --profile stream.yaml": ("tests/test_stream_e2e.py", "stream.yaml"),
+    # v4 end to end (issues 16, 17): a broker, and validation and features on Spark.
+    "churnctl run --profile my-v4.yaml": ("tests/test_v4_e2e.py", "my-v4.yaml"),
+    # The chunked generator's part directories through ingest.files onto Spark (a JVM).
+    "churnctl run --set ingest.backend=files": ("tests/test_ingest_parts.py",
+                                                "features.backend={backend}"),
     # Two or more whole pipelines each (a minute or more): run by the tests of the commands.
     "churnctl parity": ("tests/test_parity.py", '"parity", "v1", "v2"'),
     "churnctl profile upgrade --to v2 --gate": ("tests/test_profile_upgrade.py",

@@ -1,7 +1,7 @@
-"""The v4 streaming path end to end through the CLI, against a real Tansu broker: events and
-users produced to topics, `churnctl run` with ingest.kafka (features on pandas until
-features.spark lands in the v4 profile: this profile extends v1), then `stream score` on the
-model that run promoted, one score per event."""
+"""The streaming path end to end through the CLI, against a real Tansu broker: events and
+users produced to topics, `churnctl run` with ingest.kafka on v1's pandas stages (no JVM),
+then `stream score` on the model that run promoted, one score per event. The whole v4
+profile, on Spark, is tests/test_v4_e2e.py."""
 
 from __future__ import annotations
 

@@ -78,6 +78,22 @@ class FastapiAbServe(FastapiServe):
         return AbRouter(apps, dict(options.variants), options.salt,
                         AssignmentLog(self.log_path(workspace, options)))
 
+    def missing_variants(self, workspace: Workspace, options: AbServeOptions) -> list[str]:
+        """Variants whose alias holds no model yet (after a first run: every one but the
+        champion): /ready answers 503 until each has one."""
+        from churnctl.ab.aliases import variant_registry
+        from churnctl.errors import ChurnctlError
+
+        missing = []
+        for name in options.variants:
+            try:
+                held = variant_registry(workspace, options, name).production()
+            except (ChurnctlError, OSError, ValueError):
+                held = None
+            if held is None:
+                missing.append(name)
+        return missing
+
     def serve(self, workspace: Workspace, options: AbServeOptions,  # type: ignore[override]
               log_level: str = "info") -> None:
         import uvicorn

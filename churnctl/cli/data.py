@@ -36,7 +36,7 @@ def generate(
 
       churnctl data generate --format csv --drift 0.5 --seed 7
 
-      churnctl data generate --users 12000 --days 60 --chunk-users 5000 --out big/
+      churnctl data generate --users 10000 --days 100 --chunk-users 5000 --out big/
     """
     from churnctl.errors import UserError
 

@@ -143,6 +143,11 @@ def serve_command(
                   "promotes one; the server picks it up without a restart")
     else:
         err.print(f"model v{production.version} ({production.algorithm}) from {registry.root}")
+    missing = getattr(backend, "missing_variants", None)  # fastapi-ab: one model per variant
+    for name in [v for v in missing(ws, options) if v != "champion"] if missing else []:
+        err.print(f"[yellow]variant {name}: no model holds alias {name!r} yet:[/] /ready "
+                  f"answers 503 until `churnctl ab alias {name} VERSION`; the server picks "
+                  "it up without a restart")
     err.print(f"serving on http://{options.host}:{options.port} (workers: {options.workers}); "
               "docs at /docs, metrics at /metrics; Ctrl-C stops")
     backend.serve(ws, options)
