@@ -160,7 +160,7 @@ def main() -> None:
         "latency_events": len(latencies["embedded"]),
         "end_to_end_ms": percentiles(latencies["embedded"]),
         "end_to_end_ms_feast_sqlite": percentiles(latencies["feast"]),
-        "max_wait_ms": 20, "consumer_fetch_wait_max_ms": 10, "producer_linger_ms": 1,
+        "max_wait_ms": 10, "consumer_fetch_wait_max_ms": 10, "producer_linger_ms": 1,
         "goal_p99_ms": 100,
         "load_average": {"start": load_start, "end": os.getloadavg()[0]},
         "note": "Tansu memory storage on the same 2 cores as the scorer and other work",

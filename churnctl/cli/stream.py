@@ -91,7 +91,7 @@ def score_command(
     max_wait_ms: Annotated[int, typer.Option(
         "--max-wait-ms", min=1, max=60_000,
         help="Close a batch after this long even if it is not full (latency at low "
-             "rates).")] = 20,
+             "rates).")] = 10,
     commit_interval_ms: Annotated[int, typer.Option(
         "--commit-interval-ms", min=0, max=600_000,
         help="Commit state and offsets (and write the Feast online store) at most this "

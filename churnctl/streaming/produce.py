@@ -81,6 +81,12 @@ def produce(bootstrap: str, topic: str, events: Any, *, rate: float = 0.0,
                 producer.poll(0)
         began = time.monotonic()
         for index, event in enumerate(_records(events)):
+            if rate > 0 and index == 1:
+                # Paced from the first acknowledged record: the producer's connection and
+                # producer id take ~1 s, and the records queued meanwhile would reach the
+                # broker as a burst, all of them late.
+                producer.flush(30)
+                began = time.monotonic() - 1 / rate
             if rate > 0:
                 wait = began + index / rate - time.monotonic()
                 if wait > 0:

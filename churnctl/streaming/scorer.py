@@ -40,7 +40,7 @@ class ScoreOptions:
     group: str = "churnctl-scorer"
     batch: int = 500
     # A batch closes at `batch` events or after this long: what a score waits at low rates.
-    max_wait: float = 0.02
+    max_wait: float = 0.01
     unknown_users: Literal["default", "dead-letter"] = "default"
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
