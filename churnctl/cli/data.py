@@ -24,7 +24,8 @@ def generate(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("data"),
     chunk_users: Annotated[int | None, typer.Option(
         min=1, help="Write users.parquet/ and events.parquet/ as part directories, this many "
-        "users (rounded up to whole blocks of 5,000) per part: memory follows the chunk. "
+        "users (rounded up to whole blocks of 5,000) per part, written a block at a time, so "
+        "memory holds one block. "
         "Its own random stream per block: not the data of the same seed without it.")] = None,
     json_out: JsonOption = False,
 ) -> None:
