@@ -1,5 +1,6 @@
 """The generator at sizes that do not fit one frame: users in chunks, each chunk's users and
-events written as one Parquet part file, so peak memory follows the chunk, not the data set.
+events written as one Parquet part file a block at a time (a row group per block), so peak
+memory is one block's, not the chunk's or the data set's.
 
 The random stream is per *block* of BLOCK_USERS users (numpy's SeedSequence of (seed, block
 index)), not per chunk: a chunk is a run of whole blocks, so the data is the same whatever
