@@ -69,6 +69,8 @@ class KafkaIngest(Backend):
         opts: KafkaIngestOptions = ctx.options
         planned = _PLANNED.pop(_slot(opts, ctx.workspace), None) or plan_events(opts,
                                                                                 ctx.workspace)
+        if not sum(planned.to[p] - planned.covered_from[p] for p in planned.to):
+            raise UserError(_nothing_to_read(opts, planned))
         events, summary = read_events(opts, planned)
         users = read_users(opts, ctx.workspace)
         events.to_parquet(ctx.out_dir / "events.parquet", index=False)
@@ -92,6 +94,22 @@ def _slot(options: KafkaIngestOptions, workspace: Workspace) -> tuple[str, str, 
 
     return (str(workspace.root.resolve()), bootstrap_servers(options.bootstrap), options.topic,
             options.group)
+
+
+def _nothing_to_read(options: KafkaIngestOptions, planned: TopicRange) -> str:
+    """Why the range is empty: an empty topic, or a group already at its end (another
+    workspace's ingest committed it) with no earlier artifact here to chain onto. An empty
+    artifact would go on to train on nothing."""
+    from churnctl.streaming.kafka_client import bootstrap_servers
+
+    where = f"{options.topic!r} on {bootstrap_servers(options.bootstrap)}"
+    if not any(planned.to.values()):
+        return (f"ingest.kafka: {where} has no events; produce some first "
+                f"(`churnctl stream produce --topic {options.topic}`)")
+    return (f"ingest.kafka: nothing to read from {where}: group {options.group!r} has "
+            "committed offsets at the end of the topic (another workspace's ingest?) and this "
+            "workspace has no earlier ingest to extend; read the topic from its start with a "
+            "group of its own (--set ingest.group=NAME)")
 
 
 def _check_users(options: KafkaIngestOptions) -> None:
