@@ -97,6 +97,29 @@ def test_a_zero_budget_runs_each_algorithm_once_and_more_budget_searches() -> No
     assert not np.isnan(full.best.oof).any()  # stratified folds score every row once
 
 
+def test_the_default_search_chooses_the_same_model_on_a_slow_machine(monkeypatch) -> None:
+    # A clock-bound default made a loaded CI machine train another model than a quiet one
+    # (a rerun after a kill, v1-v2 parity and Spark-pandas parity all disagreed).
+    import time as clock
+
+    from churnctl.backends.train_sklearn import SklearnTrainerOptions
+
+    defaults = SklearnTrainerOptions()
+    x, y = _table()
+    folds = table_folds(y, 3, 0)
+
+    def chosen() -> list[tuple[str, dict]]:
+        selection = select(_make, ["logistic_regression", HGB], x, y, folds, "roc_auc",
+                           defaults.budget_seconds, defaults.search_trials, defaults.seed)
+        return [(t.algorithm, t.params) for t in selection.trials]
+
+    quick = chosen()
+    ticks = iter(range(0, 10**9, 60))  # every look at the clock: another minute gone
+    monkeypatch.setattr(clock, "perf_counter", lambda: float(next(ticks)))
+    assert chosen() == quick
+    assert len(quick) == 2 * defaults.search_trials
+
+
 def test_platt_calibration_fixes_overconfident_scores() -> None:
     rng = np.random.default_rng(1)
     truth = rng.random(20_000)

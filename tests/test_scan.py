@@ -195,7 +195,6 @@ def test_churnctl_own_tree_passes_at_high() -> None:
     assert labels <= {p.name for p in (REPO / "infra" / "k8s" / "overlays").iterdir()}
     checked = {c["name"] for t in data["tools"] for c in t["checks"] if c["status"] == "checked"}
     assert {"config rendered/staging", "config rendered/production", "code"} <= checked
-    assert data["seconds"] < 60
 
 
 def test_security_workflow_uploads_one_sarif_category_per_tool() -> None:

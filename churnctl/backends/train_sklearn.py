@@ -42,10 +42,13 @@ class SklearnTrainerOptions(StrictOptions):
     cv_folds: int | None = Field(
         None, ge=2, description="validation folds of the training set (default: 5 for "
         "customer tables, 3 embargoed time folds for event data)")
+    # The search is fixed by default, never by the clock: a stage's result depends only on its
+    # cache key, so two runs of the same data (a rerun after a kill, parity between profiles,
+    # an upgrade gate) choose the same model however loaded the machine is.
+    search_trials: int = Field(3, ge=1, description="settings each algorithm tries at most")
     budget_seconds: float | None = Field(
-        1.5, ge=0, description="seconds for the search after every algorithm's first setting: "
-        "further settings run while they fit (None: all search_trials)")
-    search_trials: int = Field(8, ge=1, description="settings the boosting search tries at most")
+        None, ge=0, description="opt-in time limit for the search after every algorithm's "
+        "first setting (the chosen model then depends on the machine's speed)")
     calibrate: bool = Field(True, description="Platt-scale probabilities on out-of-fold scores")
     threshold_rule: Literal["cost", "contact_share", "f1", "fixed"] = "cost"
     cost_ratio: float = Field(5.0, gt=1, description="a missed churner's cost in contacts")

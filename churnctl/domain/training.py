@@ -161,10 +161,11 @@ def candidates(algorithms: list[str], seed: int, max_trials: int
 def select(make: MakeEstimator, algorithms: list[str], x: pd.DataFrame, y: np.ndarray,
            folds: Folds, metric: str, budget_seconds: float | None, max_trials: int, seed: int,
            log: Callable[[str], None] = lambda _: None) -> Selection:
-    """Every algorithm's first setting, then the search: the other settings while the budget
-    (seconds after the first round) lasts, cheapest algorithm first (by its first trial's
-    time), so a slow search does not crowd out a cheap one. A setting is skipped when its
-    algorithm's mean trial time would overrun the budget."""
+    """Every algorithm's first setting, then the search: the other settings round by round
+    (the order of `candidates`). With `budget_seconds` (seconds after the first round) the
+    cheapest algorithm goes first (by its first trial's time), so a slow search does not crowd
+    out a cheap one, and a setting is skipped when its algorithm's mean trial time would
+    overrun the budget; without one, nothing here reads the clock's verdict."""
     if len(folds.splits) < 2:
         raise ValueError(f"only {len(folds.splits)} usable validation fold(s) ({folds.kind}); "
                          "use more rows or fewer cv_folds")
@@ -178,7 +179,9 @@ def select(make: MakeEstimator, algorithms: list[str], x: pd.DataFrame, y: np.nd
         trials.append(run_trial(make, algorithm, params, prepared, y))
     cost = {t.algorithm: t.seconds for t in trials}
     began = time.perf_counter()
-    rest = sorted((c for c in queue if c[0]), key=lambda c: (cost[c[1]], c[0]))
+    rest = [c for c in queue if c[0]]
+    if budget_seconds is not None:  # under a budget the cheap searches go first
+        rest.sort(key=lambda c: (cost[c[1]], c[0]))
     for index, algorithm, params in rest:
         if budget_seconds is not None:
             spent = [t.seconds for t in trials if t.algorithm == algorithm]
