@@ -118,3 +118,19 @@ def test_one_event_years_ahead_is_reported_not_taken_as_today(
     assert reference_date(typo) == events["event_time"].max().normalize()
     passed, rows, detail = _date_range(check_tables(users, typo))["events"]
     assert (passed, rows) == (False, 1) and "2099" in detail and "as_of" in detail
+
+
+@pytest.mark.parametrize("table", ["users", "events"])
+def test_an_empty_table_fails_the_gate(tables: tuple[pd.DataFrame, pd.DataFrame],
+                                       table: str) -> None:
+    # Every column check passes on zero rows; an empty events artifact once reached training.
+    users, events = tables
+    frames = {"users": users, "events": events}
+    frames[table] = frames[table].iloc[:0]
+    counts = {r.table: r for r in check_tables(frames["users"], frames["events"])
+              if r.check == "row_count"}
+    assert set(counts) == {"users", "events"}
+    assert not counts[table].passed and counts[table].severity == "error"
+    assert counts[table].detail == f"the {table} table has no rows"
+    other = "events" if table == "users" else "users"
+    assert counts[other].passed
