@@ -72,6 +72,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
+    load_at_start = round(os.getloadavg()[0], 2)
     frame = demo_features(2000, seed=3)
     model = _train(frame, "hist_gradient_boosting")
     collector, http = _collector()
@@ -116,6 +117,7 @@ def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str,
     return {"off": best["off"], "on": best["on"], "throughput_cost": round(cost, 3),
             "sampled_0.1": best["sampled"], "sampled_0.1_throughput_cost": round(sampled_cost, 3),
             "server_cpu_us_per_request": cpu, "cpu_implied_cost": round(cpu_cost, 3),
+            "load_average_1m_at_start": load_at_start,
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "meets_target": bool(cost < 0.20 and best["on"]["non_2xx"] == 0),
             "seconds_per_round": seconds, "rounds": rounds, "connections": connections}

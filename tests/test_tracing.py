@@ -123,6 +123,24 @@ def test_api_server_spans_propagate_trace_context(memory: InMemorySpanExporter,
     assert score.attributes["churnctl.rows"] == 1
     assert score.parent.span_id == server.context.span_id
     assert len(spans) == 2  # no ASGI send/receive spans, no FastAPI operation spans
+    assert {k: server.attributes[k] for k in ("http.request.method", "url.path", "url.scheme",
+                                              "server.address")} == {
+        "http.request.method": "POST", "url.path": "/predict", "url.scheme": "http",
+        "server.address": "testserver"}
+    assert "error.type" not in server.attributes
+
+    # A caller that did not sample its trace: the server and score spans are dropped with it.
+    memory.clear()
+    unsampled = client.post("/predict", json={"user_id": user},
+                            headers={"traceparent": f"00-{trace_id}-{parent_id}-00"})
+    assert unsampled.status_code == 200
+    assert memory.get_finished_spans() == ()
+    # An error answer is recorded as one (route, status, error.type).
+    failed = client.post("/predict", content=b"{not json", headers={
+        "content-type": "application/json"})
+    assert failed.status_code == 400
+    (bad,) = [s for s in memory.get_finished_spans() if s.kind.name == "SERVER"]
+    assert bad.attributes["http.response.status_code"] == 400
 
 
 # -- a real OTLP collector ------------------------------------------------------------------

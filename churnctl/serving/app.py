@@ -283,6 +283,8 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
     if token is not None:
         app.add_middleware(TokenAuth, token=token, protect_metrics=opts.protect_metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if tracing.enabled():  # outermost: the server span covers auth and metrics too
+        app.add_middleware(tracing.ServerSpans)
     protected = () if token is None else (
         "/predict", "/predict/batch", "/model") + (("/metrics",) if opts.protect_metrics else ())
     app.openapi = lambda: build_openapi(  # type: ignore[method-assign]
