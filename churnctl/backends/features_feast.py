@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from churnctl.backends.features_pandas import FEATURE_TABLES, PandasFeaturesOptions
 from churnctl.stages import ArtifactRef, Backend, StageContext, StageOutput
@@ -19,7 +19,10 @@ from churnctl.stages import ArtifactRef, Backend, StageContext, StageOutput
 SOURCE_TABLE = "user_features"  # the per-user-day feature table, Feast's offline source
 
 
-class FeastFeaturesOptions(PandasFeaturesOptions):
+class FeastStoreOptions(BaseModel):
+    """Where the Feast online store is and how stale a row may be: declared once, taken by
+    features.feast and by features.spark with `feature_store: feast`."""
+
     online_store: Literal["sqlite", "redis"] = Field(
         "sqlite", description="sqlite: embedded under .churnctl/feast; redis: a running server")
     redis_connection: str = Field(
@@ -32,13 +35,37 @@ class FeastFeaturesOptions(PandasFeaturesOptions):
         "`stale: true`")
 
 
-def repo_spec(opts: FeastFeaturesOptions, numeric: list[str], state_dir: str | None = None
+class FeastFeaturesOptions(PandasFeaturesOptions, FeastStoreOptions):
+    """features.pandas' options, plus the Feast online store's."""
+
+
+def repo_spec(opts: FeastStoreOptions, numeric: list[str], state_dir: str | None = None
               ) -> Any:
     from churnctl.feast_store.repo import RepoSpec
 
     extra = {"state_dir": state_dir} if state_dir else {}
     return RepoSpec(tuple(numeric), opts.ttl_days, opts.online_store, opts.redis_connection,
                     **extra)
+
+
+def feast_services(options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Redis when the online store is redis (host:port only: a `password=` in the connection
+    string is never shown); SQLite is a file in the workspace, nothing to run."""
+    if options.get("online_store", "sqlite") != "redis":
+        return []
+    default = FeastStoreOptions.model_fields["redis_connection"].default
+    text = str(options.get("redis_connection") or default)
+    hosts = ",".join(part for part in text.split(",") if "=" not in part)
+    return [("Redis", f"Feast online store at {hosts}")]
+
+
+def store_meta(opts: FeastStoreOptions, first_day: str, last_day: str, latest_users: int
+               ) -> dict[str, Any]:
+    """The features artifact's `feature_store` meta: what says a Feast store holds its
+    features (serving/lookup.py, streaming/feast_sink.py read it) and publish_store's window."""
+    return {"repo": "feature_repo", "online_store": opts.online_store,
+            "ttl_days": opts.ttl_days, "stale_features": opts.stale_features,
+            "last_day": last_day, "first_day": first_day, "latest_users": latest_users}
 
 
 class FeastFeatures(Backend):
@@ -52,14 +79,7 @@ class FeastFeatures(Backend):
 
     @classmethod
     def services(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
-        """Redis when the online store is redis (host:port only: a `password=` in the
-        connection string is never shown); SQLite is a file in the workspace, nothing to run."""
-        if options.get("online_store", "sqlite") != "redis":
-            return []
-        default = FeastFeaturesOptions.model_fields["redis_connection"].default
-        text = str(options.get("redis_connection") or default)
-        hosts = ",".join(part for part in text.split(",") if "=" not in part)
-        return [("Redis", f"Feast online store at {hosts}")]
+        return feast_services(options)
 
     def run(self, ctx: StageContext) -> StageOutput:
         import tempfile
@@ -112,11 +132,8 @@ class FeastFeatures(Backend):
         output = PandasFeatures.describe(users, config, days, train, test, latest, numeric,
                                          categorical)
         output.tables = {name: f"{name}.parquet" for name in (*FEATURE_TABLES, SOURCE_TABLE)}
-        output.meta["feature_store"] = {
-            "repo": "feature_repo", "online_store": opts.online_store,
-            "ttl_days": opts.ttl_days, "stale_features": opts.stale_features,
-            "last_day": str(last.date()), "first_day": str(daily["as_of"].min().date()),
-            "latest_users": len(latest)}
+        output.meta["feature_store"] = store_meta(
+            opts, str(daily["as_of"].min().date()), str(last.date()), len(latest))
         output.summary["offline_rows"] = len(source)
         return output
 

@@ -6,15 +6,23 @@ same way whichever backend wrote it. Tables are part-directories (`train.parquet
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from churnctl.backends.features_feast import FeastStoreOptions, feast_services
 from churnctl.backends.features_pandas import FEATURE_TABLES, PandasFeatures, PandasFeaturesOptions
 from churnctl.spark.options import SparkOptions
-from churnctl.stages import Backend, StageContext, StageOutput
+from churnctl.stages import ArtifactRef, Backend, StageContext, StageOutput
 
 
-class SparkFeaturesOptions(PandasFeaturesOptions, SparkOptions):
-    """features.pandas' options, plus where Spark runs."""
+class SparkFeaturesOptions(PandasFeaturesOptions, SparkOptions, FeastStoreOptions):
+    """features.pandas' options, plus where Spark runs and, with `feature_store: feast`,
+    features.feast's online store options."""
+
+    feature_store: Literal["none", "feast"] = Field(
+        "none", description="feast: the per-user-day table Spark writes is a Feast store's "
+        "offline source, materialized into its online store (what serve and stream score use)")
 
 
 class SparkFeatures(Backend):
@@ -33,6 +41,10 @@ class SparkFeatures(Backend):
         problem = java_problem()
         return [problem] if problem else []
 
+    @classmethod
+    def services(cls, options: dict[str, Any]) -> list[tuple[str, str]]:
+        return feast_services(options) if options.get("feature_store") == "feast" else []
+
     @staticmethod
     def config(opts: SparkFeaturesOptions) -> Any:
         return PandasFeatures.config(opts)
@@ -50,12 +62,35 @@ class SparkFeatures(Backend):
 
         opts = ctx.options
         ingest = ctx.inputs["ingest"]
+        feast = opts.feature_store == "feast"
+        if feast:
+            from churnctl.backends.features_feast import SOURCE_TABLE
+            from churnctl.feast_store.reachable import check_redis
+
+            check_redis(opts)  # before Spark's work, not after it at publish
+        source = SOURCE_TABLE if feast else None
         with spark_session(self.conf(opts), ctx.log, opts.connect_timeout_seconds) as spark:
             result = run_features(spark, str(ingest.table("users")), str(ingest.table("events")),
-                                  str(ctx.out_dir), self.config(opts))
+                                  str(ctx.out_dir), self.config(opts), source=source)
         output = describe(result, self.config(opts))
         output.tables = {name: f"{name}.parquet" for name in FEATURE_TABLES}
+        if source is not None:
+            from churnctl.backends.features_feast import store_meta
+
+            output.tables[source] = f"{source}.parquet"
+            output.meta["feature_store"] = store_meta(
+                opts, result.first_source_day or result.last_day, result.last_day,
+                result.latest_users)
         return output
+
+    def publish(self, ctx: StageContext, artifact: ArtifactRef) -> dict[str, Any]:
+        """With `feature_store: feast`, features.feast's publish: the workspace's feature repo
+        over this artifact's source directory, applied and materialized."""
+        if ctx.options.feature_store != "feast":
+            return {}
+        from churnctl.feast_store.publish import publish_store
+
+        return publish_store(ctx.workspace, ctx.options, artifact, ctx.log)
 
 
 def describe(result: Any, config: Any) -> StageOutput:

@@ -47,6 +47,8 @@ class FeatureResult:
     last_train_snapshot: str
     first_test_snapshot: str
     has_history: bool
+    last_day: str = ""  # the newest day (latest's snapshot)
+    first_source_day: str | None = None  # the offline source's first day, when written
 
 
 def epoch_ns(frame: Any, name: str, path: str) -> Any:
@@ -271,8 +273,10 @@ def tidy_parts(path: Path | str) -> None:
 
 
 def run_features(spark: Any, users_path: str, events_path: str, out: str,
-                 config: D.FeatureConfig) -> FeatureResult:
-    """Read, compute and write user_daily, train, test and latest under `out`."""
+                 config: D.FeatureConfig, source: str | None = None) -> FeatureResult:
+    """Read, compute and write user_daily, train, test and latest under `out`; with `source`
+    (a table name), also every user's features on every day from the first snapshot on, the
+    per-user-day table a Feast store reads as its offline source (features.feast's)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -306,6 +310,10 @@ def run_features(spark: Any, users_path: str, events_path: str, out: str,
     write_table(snaps.where(F.col("day") == latest_day).orderBy(*ordered).drop("day", D.LABEL),
                 f"{out}/latest.parquet")
     snaps.unpersist()
+    first_day = None
+    if source is not None:
+        first_day = write_source(daily, first, rows, history, snapshot_days[0], days, start,
+                                 config, f"{out}/{source}.parquet")
     daily.unpersist()
 
     def date(day: int) -> str:
@@ -315,7 +323,28 @@ def run_features(spark: Any, users_path: str, events_path: str, out: str,
 
     return FeatureResult(snapshot_days, int(stats[0] or 0), int(stats[1] or 0),
                          round(float(stats[2] or 0.0), 4), int(stats[3] or 0),
-                         date(last_train), date(first_test), history)
+                         date(last_train), date(first_test), history, date(latest_day),
+                         None if first_day is None else date(first_day))
+
+
+def write_source(daily: Any, first: Any, rows: Any, history: bool, from_day: int, days: int,
+                 start: int, config: D.FeatureConfig, path: str) -> int | None:
+    """The offline source: snapshot rows (no label) for every day in [from_day, days), keyed
+    by Feast's timestamp (midnight UTC of the day); the first day that has rows."""
+    from pyspark.sql import functions as F
+
+    from churnctl.feast_store.repo import TIMESTAMP
+
+    numeric, categorical = D.feature_columns(config)
+    every = snapshot_rows(daily, first, rows, history, list(range(from_day, days)), set(),
+                          start, config)
+    write_table(every.orderBy("user_id", "day").select(
+        "user_id", F.col("as_of").cast("timestamp").alias(TIMESTAMP), *numeric, *categorical),
+        path)
+    # Its first day from the file written (one column), not by computing every row again.
+    low = daily.sparkSession.read.parquet(path).agg(
+        F.min(F.unix_date(F.to_date(TIMESTAMP)))).first()[0]
+    return None if low is None else int(low) - start
 
 
 def main(argv: list[str] | None = None) -> int:

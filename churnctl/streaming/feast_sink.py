@@ -1,8 +1,9 @@
 """The scorer's features into the Feast online store, where the features backend made one.
 
 `serve` answers `/predict {"user_id"}` from the Feast online store when the newest features
-artifact was made by features.feast (serving/lookup.py); the scorer then writes each user it
-updated there too, at each commit (the user's row after its last event, stamped with that
+artifact's `feature_store` meta says a Feast store holds them (features.feast, or
+features.spark with `feature_store: feast`; serving/lookup.py); the scorer then writes each
+user it updated there too, at each commit (the user's row after its last event, stamped with that
 event's time), so `serve` and `churnctl features get` read what the stream just
 computed. The windows themselves (daily aggregates, which Feast has no view for) stay in the
 embedded store with the offsets they include; Feast gets the features, like materialize.
@@ -96,8 +97,9 @@ def _take(values: Any, chosen: np.ndarray) -> Any:
 
 
 def feast_sink_for(workspace: Workspace) -> FeastSink | None:
-    """A sink into the workspace's Feast online store when the newest features artifact was
-    made by features.feast (what `serve` reads by user_id), else None (the embedded store)."""
+    """A sink into the workspace's Feast online store when the newest features artifact
+    declares a Feast store (features.feast's, or features.spark's with `feature_store: feast`:
+    what `serve` reads by user_id), else None (the embedded store)."""
     from churnctl.runs import latest_artifact
 
     artifact = latest_artifact(workspace, "features")
