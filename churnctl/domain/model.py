@@ -83,7 +83,8 @@ class ChurnModel:
         if self.calibration is None:
             return proba
         slope, intercept = self.calibration
-        clipped = np.clip(proba, 1e-15, 1 - 1e-15)
+        # np.clip's own values, without its Python wrapper (a fifth of a one-row call)
+        clipped = np.minimum(np.maximum(proba, 1e-15), 1 - 1e-15)
         return 1.0 / (1.0 + np.exp(-(slope * np.log(clipped / (1 - clipped)) + intercept)))
 
     def save(self, path: Path) -> None:

@@ -6,7 +6,6 @@ a dict hit plus one value per column, no pandas per request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,26 @@ class LookupRefused(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
 class FeatureTable:
-    path: Path
-    id_column: str
-    index: dict[str, int]
-    columns: dict[str, np.ndarray]
-    as_of: list[str | None]
+    """Every user's newest feature row, held as two row-major blocks (numbers as float64,
+    categories as Python objects) so that a look-up converts a user's row in two C calls;
+    `columns` are views into the blocks, for the batch path's column-wise reads."""
+
+    def __init__(self, path: Path, id_column: str, index: dict[str, int],
+                 numbers: dict[str, np.ndarray], others: dict[str, np.ndarray],
+                 as_of: list[str | None]) -> None:
+        self.path, self.id_column, self.index, self.as_of = path, id_column, index, as_of
+        rows = len(as_of)
+        self._numbers = (np.column_stack(list(numbers.values())) if numbers
+                         else np.empty((rows, 0), np.float64))
+        self._others = (np.column_stack(list(others.values())) if others
+                        else np.empty((rows, 0), object))
+        self._position = {name: ("n", j) for j, name in enumerate(numbers)} | {
+            name: ("o", j) for j, name in enumerate(others)}
+        self.columns: dict[str, np.ndarray] = {
+            name: (self._numbers if kind == "n" else self._others)[:, j]
+            for name, (kind, j) in self._position.items()}
+        self._plans: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
     @classmethod
     def read(cls, path: Path, id_column: str = "user_id") -> FeatureTable:
@@ -43,36 +55,48 @@ class FeatureTable:
         if id_column not in frame.columns:
             raise ValueError(f"{path} has no {id_column!r} column")
         ids = [str(value) for value in frame[id_column].tolist()]
-        columns = {}
+        numbers, others = {}, {}
         for name in frame.columns:
             if name in (id_column, "as_of"):
                 continue
             column = frame[name]
             if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-                columns[name] = column.to_numpy(np.float64, na_value=np.nan)
+                numbers[name] = column.to_numpy(np.float64, na_value=np.nan)
             else:  # categories as Python objects, missing as None
-                columns[name] = np.array(column.astype(object).where(column.notna(), None))
+                others[name] = np.array(column.astype(object).where(column.notna(), None))
         as_of = ([None] * len(frame) if "as_of" not in frame.columns
                  else [None if pd.isna(v) else str(v)[:10] for v in frame["as_of"].tolist()])
         # The newest row wins if an id repeats (dict keeps the last assignment).
-        return cls(path, id_column, {uid: i for i, uid in enumerate(ids)}, columns, as_of)
+        return cls(path, id_column, {uid: i for i, uid in enumerate(ids)}, numbers, others,
+                   as_of)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def missing_columns(self, names: tuple[str, ...]) -> list[str]:
-        return [name for name in names if name not in self.columns]
+        return [name for name in names if name not in self._position]
+
+    def _plan(self, names: tuple[str, ...]) -> tuple[Any, ...]:
+        """Where `names` sit in the two blocks (computed once per model's feature list)."""
+        plan = self._plans.get(names)
+        if plan is None:
+            numeric = [name for name in names if self._position[name][0] == "n"]
+            other = [name for name in names if self._position[name][0] == "o"]
+            plan = self._plans[names] = (
+                numeric, np.array([self._position[n][1] for n in numeric], dtype=np.intp),
+                other, np.array([self._position[n][1] for n in other], dtype=np.intp))
+        return plan
 
     def get(self, user_id: str | int, names: tuple[str, ...]
             ) -> tuple[dict[str, Any], str | None] | None:
-        """The user's feature record and snapshot date, or None for an unknown id."""
+        """The user's feature record (Python floats and objects) and snapshot date, or None
+        for an unknown id."""
         row = self.index.get(str(user_id))
         if row is None:
             return None
-        record = {}
-        for name in names:
-            value = self.columns[name][row]
-            record[name] = value.item() if isinstance(value, np.generic) else value
+        numeric, numeric_at, other, other_at = self._plan(names)
+        record = dict(zip(numeric, self._numbers[row, numeric_at].tolist(), strict=True))
+        record.update(zip(other, self._others[row, other_at].tolist(), strict=True))
         return record, self.as_of[row]
 
 
