@@ -44,7 +44,9 @@ def workspaces(spark, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     record = _run(roots["spark"], "--profile", str(roots["spark"] / "p.yaml"))
     features = next(s for s in record["stages"] if s["name"] == "features")
     assert features["backend"] == "spark" and features["status"] == "ran"
-    _run(roots["feast"], "--profile", "v1", "--set", "features.backend=feast")
+    # The reference needs no model: its stages up to features only.
+    _run(roots["feast"], "--profile", "v1", "--set", "features.backend=feast",
+         *[arg for stage in ("ingest", "validate", "features") for arg in ("--only", stage)])
     return roots
 
 
@@ -143,3 +145,24 @@ def test_predict_and_the_stream_sink_use_the_feast_store(workspaces) -> None:
     assert sink.rows_written == 1
     answer = predict(client)
     assert answer["as_of"] == f"{last_day}T13:00:00+00:00"
+
+
+
+@pytest.mark.parametrize("store", ["none", "feast"])
+def test_the_spark_submit_job_writes_the_offline_source_with_feature_store_feast(
+        spark, monkeypatch: pytest.MonkeyPatch, store: str) -> None:  # noqa: F811
+    """`pipeline compile --target spark-submit` passes the profile's features options to the
+    job: with `feature_store: feast` the cluster job also writes the source the store loads
+    (run_features' writing of it is the stage's, tested above)."""
+    from churnctl.spark import feature_job
+
+    asked = []
+
+    def recorded(*args: object, source: str | None = None) -> feature_job.FeatureResult:
+        asked.append(source)
+        return feature_job.FeatureResult([1], 1, 1, 0.5, 1, "", "", False)
+
+    monkeypatch.setattr(feature_job, "run_features", recorded)
+    assert feature_job.main(["--users", "u", "--events", "e", "--out", "o", "--options",
+                             json.dumps({"master": SPARK_MASTER, "feature_store": store})]) == 0
+    assert asked == [None if store == "none" else "user_features"]

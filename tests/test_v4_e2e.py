@@ -104,6 +104,9 @@ def test_v4_runs_end_to_end_then_serves_and_scores_the_stream(
     # The Spark stage's part-directory tables reached MLflow as datasets.
     assert record["tracking"]["status"] == "logged", record["tracking"]
     assert "tracking failed" not in first.stderr
+    # features.spark fed Feast (v4's feature_store: feast): the repo and the online store.
+    assert "features: materialized from" in " ".join(first.stderr.split())
+    assert (ws / "feature_repo" / "feature_store.yaml").is_file()
 
     # Nothing new on the topic: the same offset range, the same key, every stage cached.
     replan = json.loads(_invoke("plan", *common, *IN_PROCESS, "--json").stdout)
@@ -124,6 +127,8 @@ def test_v4_runs_end_to_end_then_serves_and_scores_the_stream(
                      "--output-topic", topics["scores"], "--session-timeout-ms", "2000",
                      "--stop-when-idle", "3", "--batch", "2000", "--json")
     assert json.loads(result.stdout)["scored"] == total
+    # v4's Spark features made a Feast store: the scorer writes users' features there too.
+    assert "features also to the Feast online store (sqlite)" in " ".join(result.stderr.split())
     scores = [json.loads(m.value()) for m in read_topic(kafka_broker, topics["scores"], total)]
     events = _table(ws, "ingest", "events")
     assert sorted(s["event_id"] for s in scores) == sorted(events["event_id"])  # one each

@@ -361,13 +361,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="features options as JSON (the profile's features.options)")
     args = parser.parse_args(argv)
     try:
+        from churnctl.backends.features_feast import SOURCE_TABLE
         from churnctl.backends.features_spark import SparkFeatures, SparkFeaturesOptions
         from churnctl.spark.session import job_conf, spark_session
 
         options = SparkFeaturesOptions.model_validate(json.loads(args.options))
+        # feature_store: feast (v4): the offline source too, for the Feast store to load.
+        source = SOURCE_TABLE if options.feature_store == "feast" else None
         with spark_session(job_conf()) as spark:
             result = run_features(spark, args.users, args.events, args.out.rstrip("/"),
-                                  SparkFeatures.config(options))
+                                  SparkFeatures.config(options), source=source)
     except ChurnctlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
