@@ -166,3 +166,24 @@ def test_the_spark_submit_job_writes_the_offline_source_with_feature_store_feast
     assert feature_job.main(["--users", "u", "--events", "e", "--out", "o", "--options",
                              json.dumps({"master": SPARK_MASTER, "feature_store": store})]) == 0
     assert asked == [None if store == "none" else "user_features"]
+
+
+def test_feature_store_feast_without_feast_installed_is_one_line_before_spark(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from churnctl.backends.features_spark import SparkFeatures, SparkFeaturesOptions
+    from churnctl.errors import BackendUnavailable
+    from churnctl.spark import session
+    from churnctl.stages import StageContext
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "feast" else real(name, *a))
+    monkeypatch.setattr(session, "spark_session", None)  # reached: a TypeError, not the line
+    ctx = StageContext("features", SparkFeaturesOptions(feature_store="feast"), {},
+                       tmp_path, Workspace(tmp_path))
+    ctx.inputs["ingest"] = None  # type: ignore[assignment]
+    with pytest.raises(BackendUnavailable, match=r"^features.feature_store feast needs python "
+                       r"module feast; install with: pip install 'churnctl\[feast\]'$"):
+        SparkFeatures().run(ctx)

@@ -67,6 +67,7 @@ class SparkFeatures(Backend):
             from churnctl.backends.features_feast import SOURCE_TABLE
             from churnctl.feast_store.reachable import check_redis
 
+            require_feast()  # Backend.modules cannot depend on options: checked here
             check_redis(opts)  # before Spark's work, not after it at publish
         source = SOURCE_TABLE if feast else None
         with spark_session(self.conf(opts), ctx.log, opts.connect_timeout_seconds) as spark:
@@ -91,6 +92,21 @@ class SparkFeatures(Backend):
         from churnctl.feast_store.publish import publish_store
 
         return publish_store(ctx.workspace, ctx.options, artifact, ctx.log)
+
+
+def require_feast() -> None:
+    """features.feast's modules, which `feature_store: feast` needs beyond Spark's: one line
+    before any work rather than an ImportError at publish."""
+    import importlib.util
+
+    from churnctl.backends.features_feast import FeastFeatures
+    from churnctl.errors import BackendUnavailable
+
+    missing = [m for m in FeastFeatures.modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailable(
+            f"features.feature_store feast needs python module {', '.join(missing)}; install "
+            f"with: pip install 'churnctl[{FeastFeatures.extra}]'")
 
 
 def describe(result: Any, config: Any) -> StageOutput:
