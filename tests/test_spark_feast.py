@@ -187,3 +187,25 @@ def test_feature_store_feast_without_feast_installed_is_one_line_before_spark(
     with pytest.raises(BackendUnavailable, match=r"^features.feature_store feast needs python "
                        r"module feast; install with: pip install 'churnctl\[feast\]'$"):
         SparkFeatures().run(ctx)
+
+
+def test_the_repo_s_source_switches_between_a_file_and_a_part_directory(tmp_path: Path) -> None:
+    """A workspace run with v3 (features.feast: one file) then v4 (Spark: a directory) and
+    back: the repo's source is replaced whole each time, nothing of the other left."""
+    from churnctl.feast_store.publish import copy_source
+
+    single, parts = tmp_path / "one.parquet", tmp_path / "parts.parquet"
+    single.write_bytes(b"file")
+    parts.mkdir()
+    for name in ("part-00000.parquet", "part-00001.parquet"):
+        (parts / name).write_bytes(name.encode())
+    target = tmp_path / "repo" / "data" / "user_features.parquet"
+    target.parent.mkdir(parents=True)
+    for source in (single, parts, parts, single):
+        copy_source(source, target)
+        if source.is_file():
+            assert target.is_file() and target.read_bytes() == b"file"
+        else:
+            assert sorted(p.name for p in target.iterdir()) == sorted(
+                p.name for p in parts.iterdir())
+        assert sorted(p.name for p in target.parent.iterdir()) == ["user_features.parquet"]
