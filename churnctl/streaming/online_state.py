@@ -131,18 +131,20 @@ class OnlineStore:
         return np.fromiter((row[u] for u in user_ids), np.int64, len(user_ids))
 
     def _load(self, users: list[int]) -> None:
-        marks = ",".join("?" * len(users))
+        # The ids travel as one JSON parameter (json_each), so no SQL text is built from data.
+        ids = (json.dumps(users),)
         for user, signup, static in self.db.execute(
-                f"SELECT user_id, signup_day, static FROM users WHERE user_id IN ({marks})",
-                users):
+                "SELECT user_id, signup_day, static FROM users "
+                "WHERE user_id IN (SELECT value FROM json_each(?))", ids):
             self.signup[self.row[user]] = signup
             self.static[self.row[user]] = json.loads(static)
         for user, last, stamps, days in self.db.execute(
-                "SELECT user_id, last_active, stamps, days FROM user_window WHERE user_id IN "
-                f"({marks})", users):
+                "SELECT user_id, last_active, stamps, days FROM user_window "
+                "WHERE user_id IN (SELECT value FROM json_each(?))", ids):
             self.windows.load(self.row[user], last, stamps, days)
         for user, event_id in self.db.execute(
-                f"SELECT user_id, event_id FROM seen WHERE user_id IN ({marks})", users):
+                "SELECT user_id, event_id FROM seen "
+                "WHERE user_id IN (SELECT value FROM json_each(?))", ids):
             self.seen[user].add(event_id)
 
     def update(self, events: list[dict[str, Any]]) -> Features:
