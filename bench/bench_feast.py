@@ -38,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from _common import CHURNCTL, RESULTS, write_results
+from _common import CHURNCTL, RESULTS, cpu_seconds, write_results
 
 LOOKUPS = 2_000
 WRK_USERS = 200
@@ -118,7 +118,10 @@ def _http(root: Path, users: list[int], seconds: int, rounds: int = 3) -> dict[s
     from tests.serving_demo import running_server
 
     ids = ",".join(str(u) for u in users[:WRK_USERS])
-    scripts = {"live": REPORT, "predict": (
+    # Both sides build each request in Lua, so the load generator (on the same two cores)
+    # costs the same per request on either side and the ratio is the server's.
+    scripts = {"live": ('request = function()\n  return wrk.format("GET")\nend\n' + REPORT),
+               "predict": (
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"local ids = {{{ids}}}\n"
         "request = function()\n"
@@ -133,15 +136,27 @@ def _http(root: Path, users: list[int], seconds: int, rounds: int = 3) -> dict[s
         with running_server(Workspace(root), {"reload_interval_seconds": 0}) as server:
             for name in ("live", "predict"):
                 _wrk(server.url + f"/{name}", paths[name], 2)  # warm-up
+            pid = server.process.pid
             for _ in range(rounds):
-                pair = {name: _wrk(server.url + f"/{name}", paths[name], seconds)
-                        for name in ("live", "predict")}
+                pair: dict[str, Any] = {}
+                for name in ("live", "predict"):
+                    began = cpu_seconds(pid)
+                    pair[name] = _wrk(server.url + f"/{name}", paths[name], seconds)
+                    requests = pair[name]["requests_per_second"] * seconds
+                    pair[name]["server_cpu_us_per_request"] = round(
+                        (cpu_seconds(pid) - began) / max(requests, 1) * 1e6, 1)
                 pair["predict_over_live"] = round(pair["predict"]["requests_per_second"]
                                                   / pair["live"]["requests_per_second"], 3)
+                # What the ratio would be with the load generator on other cores.
+                pair["server_cpu_live_over_predict"] = round(
+                    pair["live"]["server_cpu_us_per_request"]
+                    / pair["predict"]["server_cpu_us_per_request"], 3)
                 runs.append(pair)
     ratio = statistics.median(run["predict_over_live"] for run in runs)
     errors = sum(run["predict"]["non_2xx"] for run in runs)
     return {"rounds": runs, "predict_over_live_median": ratio,
+            "server_cpu_live_over_predict_median": statistics.median(
+                run["server_cpu_live_over_predict"] for run in runs),
             "predict_p99_ms_median": statistics.median(r["predict"]["p99_ms"] for r in runs),
             "meets_target": bool(ratio >= 0.5 and errors == 0)}
 
