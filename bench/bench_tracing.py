@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from _common import write_results
+from _common import cpu_seconds, write_results
 from bench_serving import _scripts, _train, _wrk
 
 from churnctl.workspace import Workspace
@@ -65,12 +65,6 @@ def _collector() -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("rotel did not start")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
     load_at_start = round(os.getloadavg()[0], 2)
     frame = demo_features(2000, seed=3)
@@ -96,9 +90,9 @@ def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str,
                         os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
                     with running_server(workspace) as server:
                         _wrk(server.url + "/predict", script, 3, connections)  # warm-up
-                        began = _cpu_seconds(server.process.pid)
+                        began = cpu_seconds(server.process.pid)
                         got = _wrk(server.url + "/predict", script, seconds, connections)
-                        used = _cpu_seconds(server.process.pid) - began
+                        used = cpu_seconds(server.process.pid) - began
                     got["server_cpu_us_per_request"] = round(used / max(got["requests"], 1) * 1e6)
                     cpu[side] = min(cpu.get(side, got["server_cpu_us_per_request"]),
                                     got["server_cpu_us_per_request"])
