@@ -36,33 +36,11 @@ SCRIPT = "feature_pipeline.py"
 IN_IMAGE = "local:///opt/churnctl/job"  # where the image (or a volume) holds the job files
 
 
-def _structural(schema: Any) -> Any:
-    """A CRD schema as plain JSON Schema: int-or-string is either, an object schema with
-    properties is closed (what `kubectl apply --validate=strict` reports) unless it says it
-    preserves unknown fields."""
-    if isinstance(schema, list):
-        return [_structural(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: _structural(value) for key, value in schema.items()}
-    if out.pop("x-kubernetes-int-or-string", False):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    preserve = out.pop("x-kubernetes-preserve-unknown-fields", False)
-    if "properties" in out and "additionalProperties" not in out and not preserve:
-        out["additionalProperties"] = False
-    return out
-
-
 @cache
 def _validator() -> Any:
-    import jsonschema
-    import yaml
+    from churnctl.deploy.crd_schema import crd_validator
 
-    crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
-    version = next(v for v in crd["spec"]["versions"]
-                   if v["name"] == SPARK_APPLICATION_API.split("/")[1])
-    return jsonschema.Draft202012Validator(_structural(version["schema"]["openAPIV3Schema"]))
+    return crd_validator(CRD_FILE, SPARK_APPLICATION_API)
 
 
 def application_errors(obj: dict[str, Any]) -> list[str]:

@@ -1,11 +1,8 @@
 """Validate Rollout and AnalysisTemplate objects against Argo Rollouts' own CRD schemas.
 
 The openAPIV3Schema of each CRD (crds/, from argoproj/argo-rollouts at ARGO_ROLLOUTS_VERSION)
-is checked with jsonschema. Two Kubernetes extensions are honoured: `x-kubernetes-int-or-string`
-(an integer or a string) and `x-kubernetes-preserve-unknown-fields`. Everywhere else an object
-schema with `properties` is closed, as the API server's strict field validation
-(`kubectl apply --validate=strict`) reports unknown fields: a typo is an error, not a field the
-server silently prunes.
+is checked with jsonschema, closed where the API server's strict field validation would
+report an unknown field (churnctl/deploy/crd_schema.py).
 """
 
 from __future__ import annotations
@@ -21,31 +18,11 @@ CRD_DIR = Path(__file__).resolve().parent / "crds"
 CRD_FILES = {"Rollout": "rollout-crd.yaml", "AnalysisTemplate": "analysis-template-crd.yaml"}
 
 
-def _structural(schema: Any) -> Any:
-    """A CRD schema as plain JSON Schema (see the module docstring)."""
-    if isinstance(schema, list):
-        return [_structural(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: _structural(value) for key, value in schema.items()}
-    if out.pop("x-kubernetes-int-or-string", False):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    preserve = out.pop("x-kubernetes-preserve-unknown-fields", False)
-    if "properties" in out and "additionalProperties" not in out and not preserve:
-        out["additionalProperties"] = False
-    return out
-
-
 @cache
 def crd_validator(kind: str) -> Any:
-    import jsonschema
-    import yaml
+    from churnctl.deploy.crd_schema import crd_validator as from_file
 
-    crd = yaml.safe_load((CRD_DIR / CRD_FILES[kind]).read_text(encoding="utf-8"))
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == ROLLOUTS_API.split("/")[1])
-    schema = _structural(version["schema"]["openAPIV3Schema"])
-    return jsonschema.Draft202012Validator(schema)
+    return from_file(CRD_DIR / CRD_FILES[kind], ROLLOUTS_API)
 
 
 def _path(parts: Any) -> str:
