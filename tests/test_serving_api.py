@@ -167,3 +167,33 @@ def test_bodies_the_schema_refuses_are_the_ones_answered_422(
     assert not validator.is_valid(body)
     path = "/predict/batch" if "customers" in body else "/predict"
     assert client.post(path, json=body).status_code == 422
+
+
+def test_scoring_routes_skip_fastapis_request_handler_and_keep_its_contract(
+        client: TestClient, user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fastapi.routing
+
+    from churnctl.serving.direct_route import DirectRoute
+
+    routes = {route.path: route for route in client.app.routes  # type: ignore[attr-defined]
+              if getattr(route, "path", "").startswith("/predict")}
+    assert {path: type(route) for path, route in routes.items()} == {
+        "/predict": DirectRoute, "/predict/batch": DirectRoute}
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("FastAPI's dependency solving ran for a scoring route")
+
+    # FastAPI's per-request handler starts with solve_dependencies: it must not run.
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", refuse)
+    assert client.post("/predict", json={"user_id": str(user)}).status_code == 200
+    assert client.post("/predict/batch", json={"customers": [{"user_id": str(user)}]}
+                       ).status_code == 200
+    # What FastAPI did for the route still holds: 405 with Allow, the app's error handler,
+    # the route in OpenAPI and in scope["route"] (the server span's name).
+    wrong = client.get("/predict")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+    refused = client.post("/predict", content=b"{}", headers={"content-type": "text/plain"})
+    assert refused.status_code == 415 and "application/json" in refused.json()["message"]
+    operations = client.get("/openapi.json").json()["paths"]
+    assert {"post"} == set(operations["/predict"]) == set(operations["/predict/batch"])
+    assert "404" in operations["/predict"]["post"]["responses"]
