@@ -50,11 +50,11 @@ def _exporter(endpoint: str, protocol: str) -> Any:
         return OTLPSpanExporter(endpoint=target, insecure=not endpoint.startswith("https://"))
     if protocol not in ("http/protobuf", "http"):
         raise UserError(f"tracing protocol {protocol!r}: use http/protobuf or grpc")
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from churnctl.tracing_otlp import FastOTLPSpanExporter  # the library's, faster encoding
 
     url = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else (
         endpoint.rstrip("/") + "/v1/traces")
-    return OTLPSpanExporter(endpoint=url)
+    return FastOTLPSpanExporter(endpoint=url)
 
 
 def configure(endpoint: str | None = None, protocol: str | None = None,

@@ -242,3 +242,33 @@ def test_spans_reach_a_real_collector_over_grpc(collector: dict[str, Any]) -> No
     spans = {s["Name"].strip(): s for s in _collected(collector["log"],
                                                       {"grpc parent", "grpc child"})}
     assert spans["grpc child"]["Parent ID"].strip() == spans["grpc parent"]["ID"].strip()
+
+
+def test_our_span_encoding_reaches_a_real_collector(collector: dict[str, Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from churnctl import tracing_otlp
+
+    def library(_: Any) -> Any:
+        raise AssertionError("the library's encoder ran")
+
+    # No verification batches, and the library's encoder refused: what arrives is ours.
+    monkeypatch.setattr(tracing_otlp, "VERIFY_BATCHES", 0)
+    monkeypatch.setattr(tracing_otlp, "encode_spans", library)
+    for name in OTEL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    tracing.shutdown()
+    try:
+        assert tracing.configure(f"http://127.0.0.1:{collector['http']}")
+        with tracing.span("ours parent", {"churnctl.rows": 3, "churnctl.scorer": "linear"}), \
+                tracing.span("ours child", {"churnctl.share": 0.25, "churnctl.ok": True}):
+            pass
+    finally:
+        tracing.shutdown()  # flushes the batch
+    spans = {s["Name"].strip(): s for s in _collected(collector["log"],
+                                                      {"ours parent", "ours child"})}
+    assert spans["ours child"]["Parent ID"].strip() == spans["ours parent"]["ID"].strip()
+    assert spans["ours child"]["Trace ID"] == spans["ours parent"]["Trace ID"]
+    for expected in ("churnctl.rows: Int(3)", "churnctl.scorer: Str(linear)"):
+        assert expected in spans["ours parent"]["attributes"]
+    for expected in ("churnctl.share: Double(0.25)", "churnctl.ok: Bool(true)"):
+        assert expected in spans["ours child"]["attributes"]
