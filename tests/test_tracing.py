@@ -272,3 +272,13 @@ def test_our_span_encoding_reaches_a_real_collector(collector: dict[str, Any],
         assert expected in spans["ours parent"]["attributes"]
     for expected in ("churnctl.share: Double(0.25)", "churnctl.ok: Bool(true)"):
         assert expected in spans["ours child"]["attributes"]
+
+
+def test_export_batches_are_small_and_frequent_unless_the_standard_variables_say(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert tracing._batch_settings() == {"schedule_delay_millis": 500,
+                                         "max_export_batch_size": 256}
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "5000")
+    assert tracing._batch_settings() == {"max_export_batch_size": 256}  # the SDK reads it
