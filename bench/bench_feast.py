@@ -4,7 +4,8 @@ v1 Parquet snapshot, in one run. Writes bench/results/feast.json.
 Default data (2,000 users x 120 days), in one temp workspace:
 - the features stage's seconds: pandas, Feast with SQLite (first run, then a second run with
   the same data: apply and materialize skipped), Feast with Redis when redis-server exists;
-- the online look-up of one user (the call `/predict {"user_id"}` makes, in-process, p50/p99)
+- the online look-up of one user (the call `/predict {"user_id"}` makes, in-process, p50/p99;
+  SQLite from the per-worker cache that users asked about again fill, and `*_uncached`)
   for the v1 Parquet snapshot, Feast SQLite and Feast Redis (target p99 <= 5 ms) by the direct
   read serving uses and by Feast's `online_read` per view (`*_online_read`), with a Redis
   PING as the floor this machine puts under any Redis round trip, and the /predict handler's
@@ -73,19 +74,20 @@ def _latency(get: Any, users: list[int]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(samples), 3), "lookups": len(samples)}
 
 
-def _source(root: Path, fast: bool = True) -> Any:
+def _source(root: Path, fast: bool = True, cache_users: int | None = None) -> Any:
     """The look-up source serving opens for the newest features artifact (as the API does;
     `fast=False`: Feast's online_read per view, what served before the direct read)."""
     from churnctl.serving.lookup import latest_features_path, open_feature_source
     from churnctl.workspace import Workspace
 
     ws = Workspace(root)
-    return open_feature_source(ws, latest_features_path(ws), "user_id", fast=fast)
+    return open_feature_source(ws, latest_features_path(ws), "user_id", fast=fast,
+                               cache_users=cache_users)
 
 
-def _lookup(root: Path, users: list[int], names: tuple[str, ...], fast: bool = True
-            ) -> dict[str, Any]:
-    source = _source(root, fast)
+def _lookup(root: Path, users: list[int], names: tuple[str, ...], fast: bool = True,
+            cache_users: int | None = None) -> dict[str, Any]:
+    source = _source(root, fast, cache_users)
     figures = _latency(lambda u: source.get(u, names), users)
     reader = getattr(source, "reader", None)
     return figures if reader is None else {**figures, "reader": reader}
@@ -111,7 +113,8 @@ def _wrk(url: str, script: Path, seconds: int) -> dict[str, Any]:
             "non_2xx": raw["non_2xx"], "socket_errors": raw["socket_errors"]}
 
 
-def _http(root: Path, users: list[int], seconds: int, rounds: int = 3) -> dict[str, Any]:
+def _http(root: Path, users: list[int], seconds: int, rounds: int = 3,
+          options: dict[str, Any] | None = None) -> dict[str, Any]:
     """/live and /predict by user_id on the real server, one worker, wrk with 4 connections,
     alternated `rounds` times (the machine is shared: a ratio is taken within each round)."""
     from churnctl.workspace import Workspace
@@ -133,7 +136,8 @@ def _http(root: Path, users: list[int], seconds: int, rounds: int = 3) -> dict[s
         for name, text in scripts.items():
             paths[name] = Path(tmp) / f"{name}.lua"
             paths[name].write_text(text)
-        with running_server(Workspace(root), {"reload_interval_seconds": 0}) as server:
+        with running_server(Workspace(root), {"reload_interval_seconds": 0, **(options or {})}
+                            ) as server:
             for name in ("live", "predict"):
                 _wrk(server.url + f"/{name}", paths[name], 2)  # warm-up
             pid = server.process.pid
@@ -275,8 +279,13 @@ def default_data(seconds: int) -> dict[str, Any]:
                                             "status": again["status"]}
         lookup["feast_sqlite"] = _lookup(root, users, names)
         lookup["feast_sqlite_online_read"] = _lookup(root, users, names, fast=False)
+        lookup["feast_sqlite_uncached"] = _lookup(root, users, names, cache_users=0)
         handler["feast_sqlite"] = _handler(root, users)
         http["feast_sqlite"] = _http(root, users, seconds)
+        # Every request reads the store: the figure for users not asked about since the last
+        # change to the store (the cache serves the others; serve option online_cache_users).
+        http["feast_sqlite_uncached"] = _http(root, users, seconds,
+                                              options={"online_cache_users": 0})
         figures["feast_offline"] = _offline(root)
         server = _redis()
         if server is not None:

@@ -46,13 +46,13 @@ def stores(tmp_path_factory: pytest.TempPathFactory, redis_server: str  # noqa: 
     return {"sqlite": sqlite, "redis": redis}
 
 
-def _online(root: Path, fast: bool = True) -> Any:
+def _online(root: Path, fast: bool = True, **options: Any) -> Any:
     from churnctl.feast_store.online import OnlineFeatures
 
     artifact = latest_artifact(Workspace(root), "features")
     return OnlineFeatures(Workspace(root), artifact.meta("feature_store"),
                           artifact.meta("feature_schema"), artifact.table("latest"), "user_id",
-                          fast=fast)
+                          fast=fast, **options)
 
 
 def _users(root: Path) -> list[int]:
@@ -191,3 +191,37 @@ def test_predict_on_the_direct_read(stores: dict[str, Path], kind: str) -> None:
     old = int(newest[newest < newest.max() - pd.Timedelta(days=2)].index[0])  # past the TTL
     stale = client.post("/predict", json={"user_id": old})
     assert stale.status_code == 409 and "TTL" in stale.json()["message"]
+
+
+def test_sqlite_look_ups_are_cached_until_the_store_changes(stores: dict[str, Path]) -> None:
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from churnctl.feast_store import fast_read
+    from churnctl.serving.options import ServeOptions
+
+    online = _online(stores["sqlite"])
+    reader = online._fast
+    user = _users(stores["sqlite"])[3]
+    first = reader.read_one(user)
+    assert reader.read_one(user) is first  # the second look-up is the cached row
+    view, names = next((v, n) for v, n in online.views() if "events_7d" in n)
+    when = datetime(2025, 4, 10, tzinfo=UTC)
+    # Another connection commits (as a materialization or `stream score` does): the next
+    # look-up reads the store again and sees the new value.
+    online.store.provider.online_write_batch(online.store.config, view, [(
+        EntityKey(join_keys=["user_id"], entity_values=[Value(int64_val=user)]),
+        {name: Value(double_val=41.5) for name in names}, when, None)], None)
+    stamp, values = reader.read_one(user)
+    assert values["events_7d"] == 41.5 and stamp is not None and stamp >= when
+    _assert_equal(online, [user])  # and it is Feast's answer
+    reader.cache_users = 2
+    for other in _users(stores["sqlite"])[:5]:
+        reader.read_one(other)
+    assert len(reader._local.rows) == 2  # bounded: the oldest entries went
+    # The serve option online_cache_users reaches the reader; 0 reads the store each time.
+    uncached = _online(stores["sqlite"], cache_users=0)._fast
+    assert uncached.cache_users == 0
+    assert uncached.read_one(user) is not uncached.read_one(user)
+    assert uncached.read_one(user) == reader.read_one(user)
+    assert ServeOptions().online_cache_users == fast_read.CACHE_USERS

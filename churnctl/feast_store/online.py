@@ -46,7 +46,8 @@ class FeatureTime(str):
 
 class OnlineFeatures:
     def __init__(self, workspace: Workspace, meta: dict[str, Any], schema: dict[str, Any],
-                 path: Path, id_column: str, fast: bool = True) -> None:
+                 path: Path, id_column: str, fast: bool = True,
+                 cache_users: int | None = None) -> None:
         from churnctl.feast_store.store import open_store
 
         self.path, self.id_column = path, id_column
@@ -69,6 +70,7 @@ class OnlineFeatures:
         # "feast online_read" until the direct read is verified; why, when it never will be
         self.reader = "feast online_read"
         self._try_fast = fast
+        self._cache_users = cache_users  # None: fast_read's default
         if fast:
             self.verify_fast()
 
@@ -163,7 +165,8 @@ class OnlineFeatures:
             if self._fast is not None or not self._try_fast:
                 return self._fast is not None
             try:
-                reader = fast_reader(self.store, self.views(), JOIN_KEY)
+                reader = fast_reader(self.store, self.views(), JOIN_KEY, **(
+                    {} if self._cache_users is None else {"cache_users": self._cache_users}))
                 if reader is None:
                     self._try_fast, self.reader = False, f"feast online_read ({self.where})"
                     return False

@@ -267,6 +267,7 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
         dict(options or {}))
     metrics = ServingMetrics(workspace)
     holder = ModelHolder(workspace, opts.max_batch, on_error=lambda _: metrics.reload_failed(),
+                         cache_users=opts.online_cache_users,
                          registry=registry if registry is not None
                          else model_registry_for(workspace, opts))
     api = _Api(holder, metrics, opts)

@@ -121,11 +121,13 @@ def _feature_store(path: Path) -> tuple[Any, dict[str, Any]] | None:
 
 
 def open_feature_source(workspace: Workspace, path: Path, id_column: str,
-                        fast: bool = True) -> Any:
+                        fast: bool = True, cache_users: int | None = None) -> Any:
     """The look-up source of the features artifact `path` is in: its Feast online store when
     the features backend made one (v3), else the `latest` table itself. `fast`: one-user
     look-ups by the direct read, verified against Feast's now (what serving needs; reading
-    every user at once, as batch scoring does, goes through Feast's online_read)."""
+    every user at once, as batch scoring does, goes through Feast's online_read);
+    `cache_users`: how many decoded online rows a thread keeps (serve option
+    online_cache_users)."""
     found = _feature_store(path)
     if found is None:
         return FeatureTable.read(path, id_column)
@@ -133,7 +135,7 @@ def open_feature_source(workspace: Workspace, path: Path, id_column: str,
 
     artifact, store = found
     return OnlineFeatures(workspace, store, artifact.meta("feature_schema"), path, id_column,
-                          fast=fast)
+                          fast=fast, cache_users=cache_users)
 
 
 def read_latest_frame(workspace: Workspace, path: Path, id_column: str = "user_id"

@@ -79,11 +79,13 @@ class ModelHolder:
         on_swap: Callable[[Snapshot], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         registry: Any = None,
+        cache_users: int | None = None,
     ) -> None:
         self.workspace = workspace
         # The local registry, or anything with its interface (serving/sources.py).
         self.registry = registry if registry is not None else ModelRegistry(workspace.registry)
         self.max_batch = max_batch
+        self.cache_users = cache_users
         self.on_swap = on_swap
         self.on_error = on_error
         self.last_error: str | None = None
@@ -202,7 +204,8 @@ class ModelHolder:
         if current is not None and current.path == path and current.id_column == id_column:
             return
         try:
-            table = open_feature_source(self.workspace, path, id_column)
+            table = open_feature_source(self.workspace, path, id_column,
+                                        cache_users=self.cache_users)
         except Exception as exc:  # unreadable file: keep the previous table
             self._features_error = f"cannot read {path}: {type(exc).__name__}: {exc}"
             log.error(self._features_error)
