@@ -136,3 +136,10 @@ def test_verified_bytes_are_ours_and_unknown_values_go_to_the_library(
 def test_nan_is_written_as_the_library_writes_it() -> None:
     spans = _finished({"x": math.nan, "y": -0.0})
     assert encode_request(spans) == encode_spans(spans).SerializeToString()
+
+
+def test_a_nan_attribute_is_not_taken_for_a_difference() -> None:
+    exporter = _exporter()
+    spans = _finished({"x": math.nan})
+    assert exporter.encode(spans) == encode_spans(spans).SerializeToString()
+    assert exporter.fast  # NaN != NaN in a parsed message; the bytes are the same

@@ -115,18 +115,20 @@ class _Reader:
 
 class SqliteReader(_Reader):
     """Feast's SQLite layout: a table per view, one row per (entity_key, feature_name) with the
-    serialized Value and `event_ts` in epoch seconds."""
+    serialized Value and `event_ts` in epoch seconds. `cache_users`: decoded rows a thread
+    keeps until the store changes (0: none)."""
 
     kind = "sqlite"
 
-    def __init__(self, store: Any, views: list[tuple[Any, list[str]]], join_key: str) -> None:
+    def __init__(self, store: Any, views: list[tuple[Any, list[str]]], join_key: str,
+                 cache_users: int = CACHE_USERS) -> None:
         from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
 
         super().__init__(store, views, join_key)
         config = store.config
         self.path = SqliteOnlineStore._get_db_path(config)
         versioning = config.registry.enable_online_feature_view_versioning
-        self.cache_users = CACHE_USERS
+        self.cache_users = cache_users
         self.sql = " UNION ALL ".join(
             f"SELECT {i}, feature_name, value, event_ts FROM "
             f"{_quote_id(_table_id(config.project, view, versioning))} WHERE entity_key = ?1"
@@ -242,9 +244,7 @@ def fast_reader(store: Any, views: list[tuple[Any, list[str]]], join_key: str,
     """The direct reader for the store's online store type, or None (another store type)."""
     kind = getattr(store.config.online_store, "type", "")
     if kind == "sqlite":
-        reader = SqliteReader(store, views, join_key)
-        reader.cache_users = cache_users
-        return reader
+        return SqliteReader(store, views, join_key, cache_users)
     if kind == "redis":  # plain, cluster or sentinel: Feast's client answers HMGET for each
         return RedisReader(store, views, join_key)
     return None

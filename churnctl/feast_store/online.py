@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from churnctl.feast_store.fast_read import CACHE_USERS
 from churnctl.feast_store.repo import (
     ACTIVITY_VIEW,
     JOIN_KEY,
@@ -70,7 +71,7 @@ class OnlineFeatures:
         # "feast online_read" until the direct read is verified; why, when it never will be
         self.reader = "feast online_read"
         self._try_fast = fast
-        self._cache_users = cache_users  # None: fast_read's default
+        self._cache_users = CACHE_USERS if cache_users is None else cache_users
         if fast:
             self.verify_fast()
 
@@ -165,8 +166,7 @@ class OnlineFeatures:
             if self._fast is not None or not self._try_fast:
                 return self._fast is not None
             try:
-                reader = fast_reader(self.store, self.views(), JOIN_KEY, **(
-                    {} if self._cache_users is None else {"cache_users": self._cache_users}))
+                reader = fast_reader(self.store, self.views(), JOIN_KEY, self._cache_users)
                 if reader is None:
                     self._try_fast, self.reader = False, f"feast online_read ({self.where})"
                     return False
