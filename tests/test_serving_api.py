@@ -197,3 +197,17 @@ def test_scoring_routes_skip_fastapis_request_handler_and_keep_its_contract(
     operations = client.get("/openapi.json").json()["paths"]
     assert {"post"} == set(operations["/predict"]) == set(operations["/predict/batch"])
     assert "404" in operations["/predict"]["post"]["responses"]
+
+
+def test_the_batch_limit_is_in_the_document_and_answered_413(client: TestClient,
+                                                             user: Any) -> None:
+    # A schema-valid batch must be accepted (schemathesis' positive-data check): so the
+    # document states the limit the API enforces, and what goes over it gets the 413 listed.
+    document = client.get("/openapi.json").json()
+    batch = document["components"]["schemas"]["BatchPredictRequest"]
+    assert batch["properties"]["customers"]["maxItems"] == 20
+    assert "413" in document["paths"]["/predict/batch"]["post"]["responses"]
+    over = client.post("/predict/batch", json={"customers": [{"user_id": str(user)}] * 21})
+    assert over.status_code == 413 and "limit is 20" in over.json()["message"]
+    assert client.post("/predict/batch", json={"customers": [{"user_id": str(user)}] * 20}
+                       ).status_code == 200

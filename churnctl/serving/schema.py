@@ -154,7 +154,10 @@ def build_request_models(schema: list[dict[str, Any]] | list[FeatureSpec],
     batch = create_model(
         "BatchPredictRequest", __config__=ConfigDict(extra="forbid"),
         __doc__=f"Up to {max_batch} customers, each by features or by user_id.",
-        customers=(list[predict], Field(description=f"At most {max_batch} items (else 413).")))
+        # maxItems in the document only: the API counts the customers itself, before
+        # validating any of them, and answers 413 (documented), not pydantic's 422.
+        customers=(list[predict], Field(description=f"At most {max_batch} items (else 413).",
+                                        json_schema_extra={"maxItems": max_batch})))
     return RequestModels(features, predict, batch, tuple(spec.name for spec in specs))
 
 
