@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import CHURNCTL, write_results
 
+RESULTS_DIR = Path(tempfile.gettempdir()) / "churnctl-bench-spark"  # failed runs' stderr
+
 
 def _tree_rss(pid: int) -> int:
     import psutil
@@ -73,7 +75,16 @@ def measured(args: list[str]) -> tuple[dict[str, Any], float, float]:
     sampler.join()
     wall = time.perf_counter() - began
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[2:])} failed: {err[-2000:]}")
+        # A JVM failure ends in pages of stack frames: keep the lines that name the cause,
+        # and the whole stderr beside the results for reading later.
+        causes = [line.strip() for line in err.splitlines()
+                  if ("Exception" in line or "Error" in line or line.lstrip().startswith(
+                      "Caused by")) and not line.lstrip().startswith("at ")]
+        log = RESULTS_DIR / f"failed-{int(time.time())}.stderr.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(err)
+        raise RuntimeError(f"{' '.join(args[2:])} failed (stderr: {log}): "
+                           + "\n".join(dict.fromkeys(causes[:40])) + f"\n{err[-1000:]}")
     return json.loads(out), round(wall, 2), round(peak / 2**20, 1)
 
 
