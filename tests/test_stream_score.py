@@ -325,3 +325,37 @@ def test_uncommitted_batches_of_a_commit_interval_repeat_identically(
     # Every batch the crashed scorer wrote, once more; the rest once.
     assert all(len(copies) == (2 if event_id in written else 1)
                for event_id, copies in grouped.items())
+
+
+def test_lag_is_reported_as_soon_as_a_fetch_brings_a_watermark() -> None:
+    """Before the first fetch the watermark is unknown (-1); the 1 s throttle must not start
+    then, or a scorer that catches up within its first second never shows its lag."""
+    from types import SimpleNamespace
+
+    from churnctl.streaming.scorer import StreamScorer
+    from churnctl.streaming.stream_metrics import StreamMetrics
+
+    class Consumer:  # the two calls _update_lag makes, with a watermark after the 2nd fetch
+        def __init__(self) -> None:
+            self.fetches = 0
+
+        def assignment(self) -> list:
+            return [SimpleNamespace(partition=0, offset=40)]
+
+        def position(self, partitions: list) -> list:
+            return partitions
+
+        def get_watermark_offsets(self, tp: object, cached: bool) -> tuple[int, int]:
+            self.fetches += 1
+            return (0, -1) if self.fetches == 1 else (0, 100)
+
+    scorer = SimpleNamespace(metrics=StreamMetrics(), _lag_checked=0.0)
+    consumer = Consumer()
+    StreamScorer._update_lag(scorer, consumer)
+    assert scorer.metrics.registry.get_sample_value(
+        "churn_stream_consumer_lag", {"partition": "0"}) is None
+    StreamScorer._update_lag(scorer, consumer)  # at once: no throttle before a watermark
+    assert scorer.metrics.registry.get_sample_value(
+        "churn_stream_consumer_lag", {"partition": "0"}) == 60
+    StreamScorer._update_lag(scorer, consumer)  # now throttled for a second
+    assert consumer.fetches == 2
