@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +34,17 @@ WorkspaceOption = Annotated[
         file_okay=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+
+def _json_mode(ctx: typer.Context, value: bool) -> bool:
+    # Held until the command returns: its children's stdout goes to stderr (json_stdout).
+    if value:
+        ctx.with_resource(json_stdout())
+    return value
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.",
+                                          callback=_json_mode)]
 
 # rich is imported on first use: at module level it costs ~40 ms of every command's start-up.
 def console() -> Any:
@@ -65,8 +77,50 @@ def workspace_at(path: Path) -> Workspace:
     return Workspace(path.resolve())
 
 
+_json_fd: int | None = None  # the real stdout while json_stdout() holds fd 1 on stderr
+
+
+@contextmanager
+def json_stdout() -> Iterator[None]:
+    """Keep stdout for the one JSON document: while the block runs, fd 1 is stderr.
+
+    What a command starts inherits fd 1: the Spark JVM (HotSpot prints its warnings on stdout),
+    DVC's stage processes, native libraries. One line from any of them made `run --json`
+    unparseable at 1M users; this way they all land on stderr, and print_json alone writes
+    the real stdout.
+    """
+    global _json_fd
+    if _json_fd is not None or not _stdout_is_fd_1():
+        yield  # (sys.stdout replaced, as by Typer's CliRunner: child output never reaches it)
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    _json_fd = saved
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        _json_fd = None
+
+
+def _stdout_is_fd_1() -> bool:
+    try:
+        return sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    if _json_fd is None:
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    with os.fdopen(os.dup(_json_fd), "w", encoding="utf-8") as real_stdout:
+        real_stdout.write(text)
 
 
 def debug_enabled() -> bool:
