@@ -5,7 +5,8 @@ Default data (2,000 users x 120 days), in one temp workspace:
 - the features stage's seconds: pandas, Feast with SQLite (first run, then a second run with
   the same data: apply and materialize skipped), Feast with Redis when redis-server exists;
 - the online look-up of one user (the call `/predict {"user_id"}` makes, in-process, p50/p99;
-  SQLite from the per-worker cache that users asked about again fill, and `*_uncached`)
+  SQLite and Redis from the per-worker cache that users asked about again fill, and
+  `*_uncached`)
   for the v1 Parquet snapshot, Feast SQLite and Feast Redis (target p99 <= 5 ms) by the direct
   read serving uses and by Feast's `online_read` per view (`*_online_read`), with a Redis
   PING as the floor this machine puts under any Redis round trip, and the /predict handler's
@@ -295,10 +296,13 @@ def default_data(seconds: int) -> dict[str, Any]:
                          f"features.redis_connection={address}")
                 stage["feast_redis"] = round(_run(root, *redis, only=("features",))["seconds"], 3)
                 lookup["feast_redis"] = _lookup(root, users, names)
+                lookup["feast_redis_uncached"] = _lookup(root, users, names, cache_users=0)
                 lookup["feast_redis_online_read"] = _lookup(root, users, names, fast=False)
                 lookup["redis_ping_floor"] = _redis_ping(address, users)
                 handler["feast_redis"] = _handler(root, users)
                 http["feast_redis"] = _http(root, users, seconds)
+                http["feast_redis_uncached"] = _http(root, users, seconds,
+                                                     options={"online_cache_users": 0})
             finally:
                 process.terminate()
                 process.wait(timeout=10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,97 @@ def test_sqlite_look_ups_are_cached_until_the_store_changes(stores: dict[str, Pa
     assert uncached.read_one(user) is not uncached.read_one(user)
     assert uncached.read_one(user) == reader.read_one(user)
     assert ServeOptions().online_cache_users == fast_read.CACHE_USERS
+
+
+def _write(online: Any, user: int, value: float) -> None:
+    """Write the user's events_* view through Feast, as a materialization or `stream score`."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    view, names = next((v, n) for v, n in online.views() if "events_7d" in n)
+    online.store.provider.online_write_batch(online.store.config, view, [(
+        EntityKey(join_keys=["user_id"], entity_values=[Value(int64_val=user)]),
+        # Now: Feast's Redis store skips a write no newer than the row it holds.
+        {name: Value(double_val=value) for name in names}, datetime.now(UTC), None)], None)
+
+
+def _eventually(read: Any, value: float) -> Any:
+    deadline = time.monotonic() + 5
+    while (row := read())[1]["events_7d"] != value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return row
+
+
+def test_redis_look_ups_are_cached_until_redis_reports_a_change(
+        stores: dict[str, Path]) -> None:
+    online = _online(stores["redis"])
+    reader = online._fast
+    user, newcomer = _users(stores["redis"])[4], 10**7
+    first = reader.read_one(user)
+    tracked = reader.tracked
+    assert tracked is not None and tracked.alive
+    assert reader.read_one(user) is first  # the second look-up is the cached row
+    assert reader.read_one(newcomer) == (None, {})  # a user without a row is cached too
+    # Another client writes (Feast's own write path): Redis reports the key, the row goes.
+    _write(online, user, 42.5)
+    stamp, values = _eventually(lambda: reader.read_one(user), 42.5)
+    assert values["events_7d"] == 42.5 and stamp is not None
+    _assert_equal(online, [user])  # and it is Feast's answer
+    _write(online, newcomer, 7.0)
+    assert _eventually(lambda: reader.read_one(newcomer), 7.0)[1]["events_7d"] == 7.0
+    # The listener's connection ends (Redis restarted, a proxy dropped it): nothing cached is
+    # trusted; look-ups read Redis until a new listener is up.
+    reader.client.client_kill_filter(_id=tracked.client_id)
+    deadline = time.monotonic() + 5
+    while tracked.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not tracked.alive and not tracked.rows
+    _write(online, user, 43.5)
+    assert reader.read_one(user)[1]["events_7d"] == 43.5  # read from Redis, not a stale row
+    reader._track_after = 0.0
+    reader.read_one(user)
+    assert reader.tracked is not tracked and reader.tracked.alive
+    listener = reader.tracked
+    online.close()  # serving swapped in a newer features artifact: the listener stops
+    deadline = time.monotonic() + 5
+    while listener.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not listener.alive and reader.read_one(user)[1]["events_7d"] == 43.5
+    # cache_users 0 never tracks.
+    uncached = _online(stores["redis"], cache_users=0)._fast
+    assert uncached.read_one(user) == reader.read_one(user) and uncached.tracked is None
+
+
+def test_a_change_reported_while_a_row_is_read_keeps_it_out_of_the_cache(
+        redis_server: str) -> None:  # noqa: F811
+    """The invalidation may overtake the HMGET's reply (another connection): the row read
+    before the change must not be cached, or it would be served stale until the next change."""
+    import redis
+
+    from churnctl.feast_store.redis_tracking import TrackedRows
+
+    host, port = redis_server.split(":")
+    client = redis.Redis(host=host, port=int(port))
+    key = b"churnctl-test:overtaken"
+    client.hset(key, b"f", b"old")
+    tracked = TrackedRows(client, 100)
+    tracked.get(key, [b"f"], tuple)  # Redis tracks the key for this client from now on
+    client.hset(key, b"f", b"older")
+    deadline = time.monotonic() + 5
+    while key in tracked.rows and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    def change_while_decoding(blobs: list) -> tuple:
+        client.hset(key, b"f", b"new")  # reported before this (now stale) row is stored
+        deadline = time.monotonic() + 5
+        while tracked.rows.get(key) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return tuple(blobs)
+
+    try:
+        assert tracked.get(key, [b"f"], change_while_decoding) == (b"older",)
+        assert key not in tracked.rows
+        assert tracked.get(key, [b"f"], tuple) == (b"new",)
+    finally:
+        tracked.close()
+        client.delete(key)

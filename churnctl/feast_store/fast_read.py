@@ -9,8 +9,9 @@ with everything that does not depend on the user computed once:
 
 - SQLite: one `UNION ALL` statement over the views' tables on one read-only connection per
   thread (sqlite3 caches the prepared statement by its text), `event_ts` left an integer;
-- Redis: one HMGET of every view's fields on Feast's own client and connection pool, the field
-  names (murmur3 of `view:feature`, Feast's `_mmh3`) and `_ts:view` precomputed;
+- Redis: one HMGET of every view's fields, the field names (murmur3 of `view:feature`, Feast's
+  `_mmh3`) and `_ts:view` precomputed, on tracked connections made like Feast's client's whose
+  rows are kept until Redis reports the key changed (redis_tracking), else on Feast's client;
 - the entity key: Feast's serialization of a one-key INT64 entity is a fixed prefix and the
   value's 8 little-endian bytes;
 - values: a decoder per feature chosen once from its declared type: a DOUBLE is 9 bytes (its
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +113,9 @@ class _Reader:
 
     def read_one(self, user: int) -> Row:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop what the reader runs in the background (nothing, but on Redis)."""
 
 
 class SqliteReader(_Reader):
@@ -201,7 +206,8 @@ class RedisReader(_Reader):
 
     kind = "redis"
 
-    def __init__(self, store: Any, views: list[tuple[Any, list[str]]], join_key: str) -> None:
+    def __init__(self, store: Any, views: list[tuple[Any, list[str]]], join_key: str,
+                 cache_users: int = CACHE_USERS) -> None:
         from feast.infra.online_stores.helpers import _mmh3
         from feast.infra.online_stores.redis import _versioned_fv_name
         from google.protobuf.timestamp_pb2 import Timestamp
@@ -219,9 +225,48 @@ class RedisReader(_Reader):
         self._timestamp = Timestamp
         online = store.provider.online_store
         self.client = online._get_client(config.online_store)  # Feast's client and its pool
+        self.cache_users = cache_users
+        self.tracked: Any = None  # redis_tracking.TrackedRows while its listener is up
+        self._track_after = 0.0
 
     def read_one(self, user: int) -> Row:
-        blobs = self.client.hmget(self.key(user) + self.project, self.fields)
+        """The user's row; with cache_users, from rows Redis has not reported changed since
+        (redis_tracking: CLIENT TRACKING), else one HMGET on Feast's client."""
+        key = self.key(user) + self.project
+        tracked = self.tracked
+        if tracked is None or not tracked.alive:
+            tracked = self._track()
+            if tracked is None:
+                return self._decode(self.client.hmget(key, self.fields))
+        return tracked.get(key, self.fields, self._decode)
+
+    def _track(self) -> Any:
+        """A new TrackedRows, at most every 5 s; None where this client cannot track (a
+        cluster or sentinel client, Redis before 6, CLIENT refused, Redis down)."""
+        now = time.monotonic()
+        if self.cache_users <= 0 or now < self._track_after:
+            return None
+        self._track_after = now + 5.0
+        import redis
+
+        from churnctl.feast_store.redis_tracking import TrackedRows
+
+        if type(self.client) is not redis.Redis or type(
+                self.client.connection_pool) is not redis.ConnectionPool:
+            self.cache_users = 0  # never: these clients route keys across connections
+            return None
+        try:
+            self.tracked = TrackedRows(self.client, self.cache_users)
+        except (redis.RedisError, OSError):
+            self.tracked = None
+        return self.tracked
+
+    def close(self) -> None:
+        tracked, self.tracked, self.cache_users = self.tracked, None, 0
+        if tracked is not None:
+            tracked.close()
+
+    def _decode(self, blobs: list[Any]) -> Row:
         newest: datetime | None = None
         record: dict[str, Any] = {}
         parse, decode = self._value, self.decode
@@ -246,5 +291,5 @@ def fast_reader(store: Any, views: list[tuple[Any, list[str]]], join_key: str,
     if kind == "sqlite":
         return SqliteReader(store, views, join_key, cache_users)
     if kind == "redis":  # plain, cluster or sentinel: Feast's client answers HMGET for each
-        return RedisReader(store, views, join_key)
+        return RedisReader(store, views, join_key, cache_users)
     return None

@@ -196,6 +196,11 @@ class OnlineFeatures:
             log.info("online look-ups: %s", self.reader)
             return True
 
+    def close(self) -> None:
+        """Stop the direct reader's background work (Redis's invalidation listener)."""
+        if self._fast is not None:
+            self._fast.close()
+
     def frame(self, chunk: int = 5_000) -> Any:
         """Every user of the artifact's `latest` table as the online store has them now: the
         id, `as_of` (the feature timestamp, naive UTC like the table's) and the features, in

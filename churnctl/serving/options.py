@@ -30,8 +30,9 @@ class ServeOptions(StrictOptions):
         "default: the CHURNCTL_API_TOKEN variable; neither: no authentication.")
     protect_metrics: bool = Field(False, description="/metrics needs the token too.")
     online_cache_users: int = Field(
-        10_000, ge=0, description="v3 on Feast's SQLite online store: users whose decoded "
-        "online row a worker keeps until the store changes (0: read the store each time).")
+        10_000, ge=0, description="v3 on Feast's online store: users whose decoded online "
+        "row a worker keeps until the store changes (SQLite's data_version; Redis's "
+        "invalidation messages); 0: read the store each time.")
     top_k: int = Field(100, ge=1, description="Highest-risk customers listed by batch scoring.")
     model_source: Literal["registry", "mlflow"] = Field(
         "registry", description="The local registry's production model, or the MLflow model "
