@@ -257,7 +257,9 @@ class RedisReader(_Reader):
             return None
         try:
             self.tracked = TrackedRows(self.client, self.cache_users)
-        except (redis.RedisError, OSError):
+        except redis.ResponseError:  # the server refuses tracking: read Redis each time
+            self.tracked, self.cache_users = None, 0
+        except (redis.RedisError, OSError):  # down now: the next try in 5 s
             self.tracked = None
         return self.tracked
 

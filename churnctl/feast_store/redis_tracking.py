@@ -35,11 +35,16 @@ class TrackedRows:
         self._lock = threading.Lock()  # a miss's check-then-store against the listener's drop
         self._local = threading.local()
         self.listener = self._new(socket_timeout=None, health_check_interval=0)
-        self.listener.connect()
-        self.listener.send_command("CLIENT", "ID")
-        self.client_id = self.listener.read_response()
-        self.listener.send_command("SUBSCRIBE", INVALIDATE)
-        self.listener.read_response()
+        try:
+            self.listener.connect()
+            self.listener.send_command("CLIENT", "ID")
+            self.client_id = self.listener.read_response()
+            self.listener.send_command("SUBSCRIBE", INVALIDATE)
+            self.listener.read_response()
+            self._connection()  # Redis refusing CLIENT TRACKING (before 6, ACLs) says so now
+        except BaseException:
+            self.listener.disconnect()
+            raise
         self.alive = True
         threading.Thread(target=self._listen, name="redis-invalidations", daemon=True).start()
 
