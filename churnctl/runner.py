@@ -302,9 +302,11 @@ class Runner:
         began = time.perf_counter()
         if progress is not None:
             progress(stage, step.backend, "cached" if artifact else "running")
+        # Under the writer lock: what a killed run left, its artifact or its LATEST pointer
+        # (a kill between the artifact's commit and LATEST leaves the stage cached next time).
+        sweep_stale(self.workspace.artifacts / stage)
         if artifact is None:
             target = self.workspace.artifact_dir(stage, key)
-            sweep_stale(target.parent)  # under the writer lock: what a killed run left
             try:
                 # A forced rerun swaps the new tree in: the old one stays until the new commits.
                 with atomic_dir(target, replace=target.exists()) as tmp:

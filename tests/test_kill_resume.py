@@ -65,3 +65,22 @@ def test_sweep_removes_every_temp_entry_and_nothing_else(tmp_path: Path) -> None
     removed = sweep_stale(tmp_path)
     assert len(removed) == 3
     assert [p.name for p in tmp_path.iterdir()] == [committed.name]
+
+
+def test_a_pointer_left_half_written_is_swept_when_the_stage_is_cached(
+        finished_workspace: Path) -> None:
+    """A kill between a stage's commit and its LATEST pointer's rename leaves the pointer's
+    temp file; the next run finds the stage cached and must sweep it all the same."""
+    from typer.testing import CliRunner
+
+    from churnctl.cli.main import app
+
+    stage = finished_workspace / ".churnctl" / "artifacts" / "features"
+    left = stage / ".LATEST.pid23281._ohshuqr.tmp"
+    left.write_text("0123")
+    result = CliRunner().invoke(app, ["run", "--json", "--workspace", str(finished_workspace),
+                                      *SMALL], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert {s["name"]: s["status"] for s in json.loads(result.stdout)["stages"]}[
+        "features"] == "cached"
+    assert not left.exists()
