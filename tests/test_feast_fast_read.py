@@ -242,7 +242,7 @@ def _write(online: Any, user: int, value: float) -> None:
 
 def _eventually(read: Any, value: float) -> Any:
     deadline = time.monotonic() + 5
-    while (row := read())[1]["events_7d"] != value and time.monotonic() < deadline:
+    while (row := read())[1].get("events_7d") != value and time.monotonic() < deadline:
         time.sleep(0.01)
     return row
 
