@@ -47,6 +47,10 @@ class FeatureTable:
             for name, (kind, j) in self._position.items()}
         self._plans: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
+    def close(self) -> None:
+        """Nothing runs in the background of a table (a look-up source's interface: the
+        Feast online source stops its Redis listener here)."""
+
     @classmethod
     def read(cls, path: Path, id_column: str = "user_id") -> FeatureTable:
         import pandas as pd

@@ -213,9 +213,8 @@ class ModelHolder:
         self._features = table
         self._features_error = None
         log.info("user_id look-ups: %d users from %s", len(table), path)
-        close = getattr(current, "close", None)
-        if close is not None:  # a look-up still on it finishes, uncached, on its connection
-            close()
+        if current is not None:  # a look-up still on it finishes, uncached, on its connection
+            current.close()
 
     def start(self, interval: float) -> None:
         """Load in the background now, then poll every `interval` seconds (0: load only)."""
