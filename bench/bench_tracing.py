@@ -1,10 +1,11 @@
 """Tracing cost and scan time (issue 13). Writes bench/results/tracing.json.
 
 /predict req/s and p99 with tracing off and on (sample ratio 1.0, OTLP/HTTP to a real rotel
-collector on 127.0.0.1) in the same run, alternating off/on ROUNDS times and keeping each
-side's best round, so drift from other load on the machine hits both. Target: tracing costs
-under 20% of throughput. Each side also reports the server process's CPU microseconds per
-request (from /proc), which other load on a shared machine disturbs less than req/s.
+collector on 127.0.0.1), and on with the SDK's own Tracer making the API's spans (the peer of
+churnctl's request spans, CHURNCTL_TRACE_SDK_SPANS=1), in the same run, alternating ROUNDS
+times and keeping each side's best round, so drift from other load on the machine hits
+both. Target: tracing costs under 20% of throughput. Each side also reports the server
+process's CPU microseconds per request (from /proc), which other load disturbs less than req/s.
 Then one full `churnctl scan` of this repository (target <= 60 s).
 
 Usage: python bench/bench_tracing.py [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]  (default 10 4 2)
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from _common import cpu_seconds, write_results
 from bench_serving import _scripts, _train, _wrk
 
+from churnctl.tracing import SDK_SPANS_ENV
 from churnctl.workspace import Workspace
 from tests.serving_demo import (
     demo_features,
@@ -37,6 +39,7 @@ from tests.serving_demo import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+SIDES = (("off", None), ("on", "1.0"), ("sdk_spans", "1.0"), ("sampled", "0.1"))
 
 
 def _free_port() -> int:
@@ -81,13 +84,18 @@ def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str,
             features = {k: v if isinstance(v, str) else float(v) for k, v in record.items()}
             script = _scripts(Path(tmp), features)["predict"]
             for _ in range(rounds):
-                # "sampled": the v3 overlay's ratio 0.1, for reference (the target is ratio 1.0).
-                for side, ratio in (("off", None), ("on", "1.0"), ("sampled", "0.1")):
+                # "sampled": the v3 overlay's ratio 0.1, for reference (the target is ratio 1.0);
+                # "sdk_spans": ratio 1.0 with the SDK's Tracer making the API's spans (the peer).
+                for side, ratio in SIDES:
                     if ratio is not None:
                         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{http}"
                         os.environ["CHURNCTL_TRACE_SAMPLE_RATIO"] = ratio
                     else:
                         os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+                    if side == "sdk_spans":
+                        os.environ[SDK_SPANS_ENV] = "1"
+                    else:
+                        os.environ.pop(SDK_SPANS_ENV, None)
                     with running_server(workspace) as server:
                         _wrk(server.url + "/predict", script, 3, connections)  # warm-up
                         began = cpu_seconds(server.process.pid)
@@ -102,13 +110,16 @@ def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str,
     finally:
         os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         os.environ.pop("CHURNCTL_TRACE_SAMPLE_RATIO", None)
+        os.environ.pop(SDK_SPANS_ENV, None)
         collector.terminate()
         collector.wait(timeout=10)
     cost = 1 - best["on"]["requests_per_second"] / best["off"]["requests_per_second"]
     # CPU-bound on one event loop, req/s ~ 1 / CPU per request: the cost that CPU implies.
     cpu_cost = 1 - cpu["off"] / cpu["on"]
     sampled_cost = 1 - best["sampled"]["requests_per_second"] / best["off"]["requests_per_second"]
+    sdk_cost = 1 - best["sdk_spans"]["requests_per_second"] / best["off"]["requests_per_second"]
     return {"off": best["off"], "on": best["on"], "throughput_cost": round(cost, 3),
+            "sdk_spans": best["sdk_spans"], "sdk_spans_throughput_cost": round(sdk_cost, 3),
             "sampled_0.1": best["sampled"], "sampled_0.1_throughput_cost": round(sampled_cost, 3),
             "server_cpu_us_per_request": cpu, "cpu_implied_cost": round(cpu_cost, 3),
             "load_average_1m_at_start": load_at_start,

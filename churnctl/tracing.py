@@ -10,6 +10,7 @@ API pay nothing. OTLP over HTTP (`http/protobuf`, the default) or gRPC (`grpc`, 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,11 +18,16 @@ from typing import Any
 
 from churnctl.errors import UserError
 
+log = logging.getLogger(__name__)
+
 SKIPPED_ROUTES = "live,ready,metrics"  # health and metrics: no spans
+KNOWN_REQUESTS = 1024  # ServerSpans' attribute cache, cleared when full
 _UNTRACED_PATHS = frozenset(f"/{route}{end}" for route in SKIPPED_ROUTES.split(",")
                             for end in ("", "/"))
 RATIO_ENV = "CHURNCTL_TRACE_SAMPLE_RATIO"
-_state: dict[str, Any] = {"tracer": None, "provider": None}
+PROTOCOLS = ("http/protobuf", "http", "grpc")
+SDK_SPANS_ENV = "CHURNCTL_TRACE_SDK_SPANS"  # "1": the API's spans from the SDK's Tracer too
+_state: dict[str, Any] = {"tracer": None, "provider": None, "requests": None}
 
 
 class _NoopSpan:
@@ -50,8 +56,6 @@ def _exporter(endpoint: str, protocol: str) -> Any:
 
         target = endpoint.removeprefix("http://").removeprefix("https://")
         return OTLPSpanExporter(endpoint=target, insecure=not endpoint.startswith("https://"))
-    if protocol not in ("http/protobuf", "http"):
-        raise UserError(f"tracing protocol {protocol!r}: use http/protobuf or grpc")
     from churnctl.tracing_otlp import FastOTLPSpanExporter  # the library's, faster encoding
 
     url = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else (
@@ -61,10 +65,12 @@ def _exporter(endpoint: str, protocol: str) -> Any:
 
 def configure(endpoint: str | None = None, protocol: str | None = None,
               sample_ratio: float | None = None, service: str = "churnctl",
-              exporter: Any = None) -> bool:
+              exporter: Any = None, export_in_child: bool = False) -> bool:
     """Turn tracing on when an endpoint (or a test's exporter) is given; True when on.
 
-    Idempotent: the first successful call wins for the life of the process.
+    `export_in_child`: OTLP encoding and posting done by a child process (the API's choice,
+    churnctl.tracing_child says why). Idempotent: the first successful call wins for the life
+    of the process.
     """
     if enabled():
         return True
@@ -73,7 +79,7 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
         return False
     try:
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
     except ImportError:
@@ -84,17 +90,40 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
     if not 0.0 <= ratio <= 1.0:
         raise UserError(f"tracing sample_ratio {ratio}: use a number from 0 to 1")
     protocol = protocol or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    if protocol not in PROTOCOLS:
+        raise UserError(f"tracing protocol {protocol!r}: use http/protobuf or grpc")
+    limits = SpanLimits()  # from the OTEL_*_LIMIT variables
     provider = TracerProvider(
         resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)}),
-        sampler=ParentBased(ALWAYS_ON if ratio == 1.0 else TraceIdRatioBased(ratio)))
+        sampler=ParentBased(ALWAYS_ON if ratio == 1.0 else TraceIdRatioBased(ratio)),
+        span_limits=limits)
     if exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        processor = SimpleSpanProcessor(exporter)
     else:
-        provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint, protocol),
-                                                       **_batch_settings()))
-    _state.update(provider=provider, tracer=provider.get_tracer("churnctl"))
+        from churnctl.tracing_child import ChildSpanExporter
+
+        processor = BatchSpanProcessor(ChildSpanExporter(endpoint, protocol) if export_in_child
+                                       else _exporter(endpoint, protocol), **_batch_settings())
+    provider.add_span_processor(processor)
+    _state.update(provider=provider, tracer=provider.get_tracer("churnctl"),
+                  requests=_request_tracer(provider, processor, limits))
     atexit.register(shutdown)
     return True
+
+
+def _request_tracer(provider: Any, processor: Any, limits: Any) -> Any:
+    """The API's tracer: request spans where they encode exactly as the SDK's, else the
+    SDK's own Tracer (churnctl.tracing_request says why)."""
+    from churnctl.tracing_request import RequestTracer, matches_sdk
+
+    name = "churnctl.serving"
+    if os.environ.get(SDK_SPANS_ENV, "").strip() == "1":
+        return provider.get_tracer(name)
+    if not matches_sdk(provider.resource, provider.sampler, limits):
+        log.warning("request spans do not encode as the OpenTelemetry SDK's own; the API "
+                    "traces with the SDK's Tracer")
+        return provider.get_tracer(name)
+    return RequestTracer(provider, processor, limits, name)
 
 
 def _batch_settings() -> dict[str, int]:
@@ -117,7 +146,7 @@ def _env_ratio() -> float | None:
         raise UserError(f"{RATIO_ENV}={raw!r}: use a number from 0 to 1") from None
 
 
-def configure_from(binding: Any) -> bool:
+def configure_from(binding: Any, export_in_child: bool = False) -> bool:
     """configure() from a profile's `tracing:` binding (backend otlp), else from the env.
 
     CHURNCTL_TRACE_SAMPLE_RATIO beats the profile's sample_ratio (env over project config, as
@@ -131,13 +160,13 @@ def configure_from(binding: Any) -> bool:
     ratio = _env_ratio()
     return configure(options.get("endpoint"), options.get("protocol"),
                      options.get("sample_ratio") if ratio is None else ratio,
-                     options.get("service", "churnctl"))
+                     options.get("service", "churnctl"), export_in_child=export_in_child)
 
 
 def shutdown() -> None:
     """Flush and stop; tracing is off afterwards (a later configure() may turn it on again)."""
     provider = _state["provider"]
-    _state.update(provider=None, tracer=None)
+    _state.update(provider=None, tracer=None, requests=None)
     if provider is not None:
         provider.shutdown()
 
@@ -198,17 +227,31 @@ class ServerSpans:
         from opentelemetry.trace import SpanKind, StatusCode
 
         self.app = app
-        self._tracer = _state["provider"].get_tracer("churnctl.serving")
+        self._tracer = _state["requests"]
         self._propagate, self._in_context = propagate, trace.set_span_in_context
         self._attach, self._detach = context.attach, context.detach
         self._server, self._error = SpanKind.SERVER, StatusCode.ERROR
         self._fields = {f.lower().encode("latin-1") for f in propagate.get_global_textmap().fields}
+        self._known: dict[tuple[Any, ...], dict[str, Any]] = {}  # see _attributes
 
     def _parent(self, scope: Any) -> Any:
         # Most requests carry no trace headers: skip the propagator's parsing for them.
         found = {name.decode("latin-1"): value.decode("latin-1")
                  for name, value in scope.get("headers") or () if name in self._fields}
         return self._propagate.extract(found) if found else None
+
+    def _attributes(self, scope: Any, method: str) -> dict[str, Any]:
+        """`_request_attributes`, worked out once per distinct request line and Host: most
+        requests repeat a few (`POST /predict` to one host). Not to be changed: shared."""
+        host = next((v for k, v in scope.get("headers") or () if k == b"host"), None)
+        key = (scope.get("scheme"), method, scope["path"], scope.get("http_version"), host,
+               scope.get("query_string"), tuple(scope.get("server") or ()))
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= KNOWN_REQUESTS:
+                self._known.clear()
+            found = self._known[key] = _request_attributes(scope, method)
+        return found
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in _UNTRACED_PATHS:
@@ -228,7 +271,7 @@ class ServerSpans:
 
     async def _recorded(self, current: Any, method: str, scope: Any, receive: Any,
                         send: Any) -> None:
-        current.set_attributes(_request_attributes(scope, method))
+        current.set_attributes(self._attributes(scope, method))
         status = 0
 
         async def send_status(message: Any) -> None:
@@ -290,7 +333,7 @@ def _request_attributes(scope: Any, method: str) -> dict[str, Any]:
 def traced_score(score: Any, feature_source: str = "") -> Any:
     """Wrap the API's async `score(snapshot, records, frame=None)` in a span (when tracing is
     on; otherwise `score` itself, untouched) with the model version, scorer and rows."""
-    tracer = _state["tracer"]
+    tracer = _state["requests"]
     if tracer is None:
         return score
     from opentelemetry import trace

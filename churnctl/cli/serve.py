@@ -69,7 +69,8 @@ def _serve_backend(profile: str | None, workspace: Workspace, given: dict[str, A
                                              flags, ("serve", "score"))
     from churnctl import tracing
 
-    tracing.configure_from(getattr(loaded, "tracing", None))  # before create_app instruments it
+    # before create_app instruments it
+    tracing.configure_from(getattr(loaded, "tracing", None), export_in_child=True)
     if getattr(options, "model_source", "registry") == "mlflow":
         options.mlflow_tracking_uri = _mlflow_uri(options.mlflow_tracking_uri, loaded, workspace)
     return backend, options

@@ -279,7 +279,7 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
         yield
         await run_in_threadpool(holder.stop)
 
-    if tracing.configure():  # OTEL_EXPORTER_OTLP_ENDPOINT, or `serve` configured it already
+    if tracing.configure(export_in_child=True):  # OTEL_EXPORTER_OTLP_ENDPOINT, or `serve` did
         api.score = tracing.traced_score(api.score)  # type: ignore[method-assign]
     app = FastAPI(title="churnctl churn API", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -1,0 +1,297 @@
+"""Request spans for the API: the SDK's sampler, ids, resource, limits and batch processor,
+without the SDK span's per-span bookkeeping; checked against the SDK's own spans at start.
+
+Why: `/predict` makes two spans a request. Through the SDK's Tracer each costs ~25-45 µs
+here (a BoundedAttributes and two BoundedLists per span, every attribute cleaned through a
+generic recursive check under a lock, the sampler, a ReadableSpan copy at end), more than
+scoring one customer (~65 µs a request); bench/bench_tracing.py measures both kinds of span.
+`RequestTracer` makes the same spans from the same parts: the provider's sampler decides,
+its id generator numbers, its resource and scope label them, and the ended span itself (a
+ReadableSpan that takes no change once ended) goes to the provider's processor. Plain
+attribute values (str, bool, int, float) are stored as given; anything else is cleaned by
+the SDK's BoundedAttributes, as are event attributes. Links, and span limits on value
+length, are rare here and go to the SDK's Tracer.
+
+`matches_sdk` runs one scenario (a remote parent, attributes set at start, later, twice and
+past the limit, a renamed span, a child, an exception event, an error status) through both
+and compares the library's OTLP encoding of what each exported: `tracing.configure` uses
+request spans only where they are the same bytes. What they do not do: the SDK's own span
+metrics (`otel.sdk.span.*`, which need a MeterProvider this process never sets).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import time_ns
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
+
+log = logging.getLogger(__name__)
+_PLAIN = frozenset({str, bool, int, float})  # exact types: subclasses go through the SDK
+_SAMPLED, _UNSAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
+
+
+class RequestSpan(trace_api.Span, ReadableSpan):
+    """A recording span that is its own ReadableSpan: once ended nothing changes it."""
+
+    def __init__(self, tracer: RequestTracer, name: str, context: trace_api.SpanContext,
+                 parent: trace_api.SpanContext | None, kind: SpanKind,
+                 record_exception: bool, set_status_on_exception: bool) -> None:
+        ReadableSpan.__init__(self, name, context, parent, tracer.resource, {}, [], (), kind,
+                              instrumentation_scope=tracer.scope)
+        self._tracer, self._lock = tracer, threading.Lock()
+        self._dropped_attributes = self._dropped_events = 0
+        self._record_exception, self._set_status = record_exception, set_status_on_exception
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped_events
+
+    def get_span_context(self) -> trace_api.SpanContext:
+        return self._context  # type: ignore[return-value]
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                log.warning("Setting attribute on ended span.")
+                return
+            found, limit = self._attributes, self._tracer.limits.max_span_attributes
+            room = limit is None or len(found) + len(attributes) <= limit
+            for key, value in attributes.items():
+                if room and type(value) in _PLAIN and type(key) is str and key:
+                    found.pop(key, None)  # re-set keys move last, as in BoundedAttributes
+                    found[key] = value
+                else:
+                    self._put(key, value)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.set_attributes({key: value})
+
+    def _put(self, key: str, value: Any) -> None:
+        if type(value) not in _PLAIN or type(key) is not str or not key:
+            cleaned = BoundedAttributes(None, {key: value})  # the SDK's checks (and warning)
+            if not cleaned:
+                self._dropped_attributes += 1
+                return
+            value = cleaned[key]
+        found = self._attributes
+        if key in found:  # re-set keys move last, as in the SDK's BoundedAttributes
+            del found[key]
+        limit = self._tracer.limits.max_span_attributes
+        if limit is not None and len(found) >= limit:
+            if limit == 0:
+                self._dropped_attributes += 1
+                return
+            del found[next(iter(found))]
+            self._dropped_attributes += 1
+        found[key] = value
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        limits = self._tracer.limits
+        event = Event(name, BoundedAttributes(limits.max_event_attributes, attributes,
+                                              max_value_len=limits.max_attribute_length),
+                      timestamp)
+        with self._lock:
+            if self._end_time is not None:
+                log.warning("Tried calling _add_event on an ended span.")
+                return
+            if limits.max_events is not None and len(self._events) >= limits.max_events:
+                self._dropped_events += 1
+                if not limits.max_events:
+                    return
+                self._events.pop(0)  # type: ignore[attr-defined]
+            self._events.append(event)  # type: ignore[attr-defined]
+
+    def record_exception(self, exception: BaseException, attributes: Any = None,
+                         timestamp: int | None = None, escaped: bool = False) -> None:
+        kind = type(exception)
+        module = kind.__module__
+        found = {"exception.type": f"{module}.{kind.__qualname__}"
+                 if module and module != "builtins" else kind.__qualname__,
+                 "exception.message": str(exception),
+                 "exception.stacktrace": "".join(traceback.format_exception(exception)),
+                 "exception.escaped": str(escaped)}
+        self.add_event("exception", {**found, **(attributes or {})}, timestamp)
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        elif description is not None:
+            log.warning("Description %s ignored. Use either `Status` or `(StatusCode, "
+                        "Description)`", description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                log.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+        self._tracer.processor.on_end(self)
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        if error is not None and self.is_recording():
+            if self._record_exception:
+                self.record_exception(error, escaped=True)
+            if self._set_status:
+                self.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        super().__exit__(kind, error, tb)
+
+
+class RequestTracer(trace_api.Tracer):
+    """A Tracer making RequestSpans from a provider's parts (see the module docstring)."""
+
+    def __init__(self, provider: TracerProvider, processor: SpanProcessor, limits: SpanLimits,
+                 name: str) -> None:
+        self.sampler, self.resource = provider.sampler, provider.resource
+        self.ids: IdGenerator = provider.id_generator
+        self.processor, self.limits = processor, limits
+        self.scope = InstrumentationScope(name, "", None, None)  # as provider.get_tracer(name)
+        self.sdk = provider.get_tracer(name)
+        self._plain_values = limits.max_span_attribute_length is None
+
+    def start_span(self, name: str, context: context_api.Context | None = None,
+                   kind: SpanKind = SpanKind.INTERNAL, attributes: Any = None,
+                   links: Sequence[trace_api.Link] | None = (), start_time: int | None = None,
+                   record_exception: bool = True, set_status_on_exception: bool = True
+                   ) -> trace_api.Span:
+        if links or not self._plain_values:
+            return self.sdk.start_span(name, context, kind, attributes, links, start_time,
+                                       record_exception, set_status_on_exception)
+        parent = trace_api.get_current_span(context).get_span_context()
+        if parent is None or not parent.is_valid:
+            parent, trace_id = None, self.ids.generate_trace_id()
+            random_id = self.ids.is_trace_id_random()
+        else:
+            trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
+        result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
+        flags = _SAMPLED if result.decision.is_sampled() else _UNSAMPLED
+        if random_id:
+            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+        span_context = trace_api.SpanContext(trace_id, self.ids.generate_span_id(),
+                                             is_remote=False, trace_flags=flags,
+                                             trace_state=result.trace_state)
+        if not result.decision.is_recording():
+            return trace_api.NonRecordingSpan(span_context)
+        span = RequestSpan(self, name, span_context, parent, kind, record_exception,
+                           set_status_on_exception)
+        if result.attributes:
+            span.set_attributes(result.attributes)
+        span._start_time = start_time if start_time is not None else time_ns()
+        self.processor.on_start(span, parent_context=context)
+        return span
+
+    @contextmanager
+    def start_as_current_span(self, name: str, context: context_api.Context | None = None,
+                              kind: SpanKind = SpanKind.INTERNAL, attributes: Any = None,
+                              links: Sequence[trace_api.Link] | None = (),
+                              start_time: int | None = None, record_exception: bool = True,
+                              set_status_on_exception: bool = True, end_on_exit: bool = True
+                              ) -> Iterator[trace_api.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time,
+                               record_exception, set_status_on_exception)
+        with trace_api.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
+                                set_status_on_exception=set_status_on_exception) as current:
+            yield current
+
+
+class _NumberedIds(IdGenerator):
+    """Ids 1, 2, 3...: both sides of the comparison number their spans alike."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def _take(self) -> int:
+        self._next += 1
+        return self._next
+
+    def generate_span_id(self) -> int:
+        return self._take()
+
+    def generate_trace_id(self) -> int:
+        return self._take() << 64 | 0xABC  # low bits set: sampled at any ratio above 0
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+def _scenario(tracer: trace_api.Tracer) -> None:
+    """What the API does with its spans, and what another library could do to them."""
+    remote = trace_api.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331,
+                                   is_remote=True, trace_flags=_SAMPLED)
+    parent = trace_api.set_span_in_context(trace_api.NonRecordingSpan(remote))
+    server = tracer.start_span("POST", parent, SpanKind.SERVER, {"a.start": "x"},
+                               start_time=1_000)
+    server.set_attributes({"url.path": "/predict", "server.port": 8000, "ok": True,
+                           "ratio": 0.5, "list": ["a", "b"], "url.path ": "moved"})
+    server.set_attribute("url.path", "/predict/batch")
+    token = context_api.attach(trace_api.set_span_in_context(server, parent))
+    try:
+        child = tracer.start_span("churnctl score", start_time=2_000)
+        child.set_attributes({f"k{n}": n for n in range(140)})
+        try:
+            raise ValueError("no such customer")
+        except ValueError as exc:
+            child.record_exception(exc, {"extra": 1}, timestamp=2_500)
+            child.set_status(Status(StatusCode.ERROR, "ValueError"))
+        child.end(3_000)
+        root = tracer.start_span("later", context_api.Context(), start_time=4_000)
+        root.set_status(StatusCode.OK)
+        root.end(5_000)
+    finally:
+        context_api.detach(token)
+    server.update_name("POST /predict")
+    server.set_status(StatusCode.ERROR, "boom")
+    server.end(6_000)
+
+
+def matches_sdk(resource: Resource, sampler: Any, limits: SpanLimits) -> bool:
+    """True when the scenario's spans encode to the same OTLP bytes both ways."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    encoded = []
+    for lean in (False, True):
+        exporter = InMemorySpanExporter()
+        processor = SimpleSpanProcessor(exporter)
+        provider = TracerProvider(sampler=sampler, resource=resource, id_generator=_NumberedIds(),
+                                  span_limits=limits, shutdown_on_exit=False)
+        provider.add_span_processor(processor)
+        tracer = RequestTracer(provider, processor, limits, "check") if lean else (
+            provider.get_tracer("check"))
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # the scenario's dropped attributes warn, twice
+        try:
+            _scenario(tracer)
+        finally:
+            logging.disable(previous)
+        encoded.append(encode_spans(exporter.get_finished_spans()).SerializeToString())
+        provider.shutdown()
+    return encoded[0] == encoded[1] and bool(encoded[0])

@@ -1,0 +1,132 @@
+"""Request spans (churnctl.tracing_request): the same OTLP bytes as the SDK's own spans, the
+SDK's sampler deciding, and the SDK's Tracer wherever the two would differ."""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk", reason="install churnctl[otel]")
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+from churnctl import tracing, tracing_request
+from churnctl.tracing_child import _batch, rebuild
+from churnctl.tracing_request import RequestSpan, RequestTracer, matches_sdk
+
+RESOURCE = Resource.create({"service.name": "churnctl-test"})
+
+
+@pytest.fixture
+def fresh() -> Iterator[None]:
+    tracing.shutdown()
+    yield
+    tracing.shutdown()
+
+
+@pytest.mark.parametrize("sampler", [ParentBased(ALWAYS_ON), ParentBased(TraceIdRatioBased(0.3))])
+def test_request_spans_encode_as_the_sdks_own(sampler: Any) -> None:
+    assert matches_sdk(RESOURCE, sampler, SpanLimits())
+
+
+def test_the_check_catches_a_span_that_keeps_a_reset_attribute_in_place(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def in_place(self: RequestSpan, attributes: Any) -> None:  # the SDK moves re-set keys last
+        self._attributes.update(attributes)
+
+    monkeypatch.setattr(RequestSpan, "set_attributes", in_place)
+    assert not matches_sdk(RESOURCE, ParentBased(ALWAYS_ON), SpanLimits())
+
+
+def test_the_check_catches_a_lost_dropped_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RequestSpan, "dropped_attributes", property(lambda self: 0))
+    assert not matches_sdk(RESOURCE, ParentBased(ALWAYS_ON), SpanLimits())
+
+
+def test_the_api_falls_back_to_the_sdks_tracer_when_the_check_fails(
+        fresh: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(tracing_request, "matches_sdk", lambda *args: False)
+    assert tracing.configure(exporter=InMemorySpanExporter())
+    assert not isinstance(tracing._state["requests"], RequestTracer)
+    assert "SDK's Tracer" in caplog.text
+
+
+def test_the_sdk_spans_switch_makes_the_api_use_the_sdks_tracer(
+        fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tracing.SDK_SPANS_ENV, "1")
+    assert tracing.configure(exporter=InMemorySpanExporter())
+    assert not isinstance(tracing._state["requests"], RequestTracer)
+    monkeypatch.delenv(tracing.SDK_SPANS_ENV)
+    tracing.shutdown()
+    assert tracing.configure(exporter=InMemorySpanExporter())
+    assert isinstance(tracing._state["requests"], RequestTracer)
+
+
+def _tracer(sampler: Any, limits: SpanLimits | None = None
+            ) -> tuple[RequestTracer, InMemorySpanExporter]:
+    exporter, limits = InMemorySpanExporter(), limits or SpanLimits()
+    processor = SimpleSpanProcessor(exporter)
+    provider = TracerProvider(sampler=sampler, resource=RESOURCE, span_limits=limits,
+                              shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    return RequestTracer(provider, processor, limits, "t"), exporter
+
+
+def test_the_sdks_sampler_decides_and_unsampled_spans_still_carry_a_context() -> None:
+    tracer, exporter = _tracer(ParentBased(TraceIdRatioBased(0.0)))
+    span = tracer.start_span("dropped")
+    assert not span.is_recording()
+    context = span.get_span_context()
+    assert context.is_valid and not context.trace_flags.sampled
+    child = tracer.start_span("child", trace.set_span_in_context(span))
+    assert not child.is_recording() and child.get_span_context().trace_id == context.trace_id
+    span.end()
+    assert exporter.get_finished_spans() == ()
+
+
+def test_an_ended_span_takes_no_change_and_is_exported_once() -> None:
+    tracer, exporter = _tracer(ParentBased(ALWAYS_ON))
+    span = tracer.start_span("once", attributes={"a": 1})
+    span.end()
+    span.set_attribute("late", True)
+    span.update_name("renamed")
+    span.end()
+    (done,) = exporter.get_finished_spans()
+    assert done.name == "once" and dict(done.attributes) == {"a": 1}
+
+
+def test_a_value_length_limit_hands_spans_to_the_sdk() -> None:
+    tracer, exporter = _tracer(ParentBased(ALWAYS_ON), SpanLimits(max_attribute_length=3))
+    span = tracer.start_span("long")
+    span.set_attribute("text", "abcdef")
+    span.end()
+    (done,) = exporter.get_finished_spans()
+    assert not isinstance(span, RequestSpan) and done.attributes["text"] == "abc"
+
+
+def test_flattened_spans_rebuild_to_the_same_otlp_bytes() -> None:
+    """What the API process writes to the export process is what it would have exported:
+    attributes past the limit, an exception event, statuses, remote parents and all."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE, span_limits=SpanLimits(),
+                              shutdown_on_exit=False)
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    tracing_request._scenario(RequestTracer(provider, processor, SpanLimits(), "t"))
+    tracing_request._scenario(provider.get_tracer("sdk"))
+    linked = provider.get_tracer("sdk").start_span(
+        "linked", links=[trace.Link(exporter.get_finished_spans()[0].context, {"why": "x"})])
+    linked.end()
+    spans = exporter.get_finished_spans()
+    assert any(span.dropped_attributes for span in spans) and any(span.events for span in spans)
+    again = rebuild(*marshal.loads(_batch(spans)))
+    assert encode_spans(again).SerializeToString() == encode_spans(spans).SerializeToString()
