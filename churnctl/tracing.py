@@ -119,11 +119,12 @@ def _request_tracer(provider: Any, processor: Any, limits: Any) -> Any:
     name = "churnctl.serving"
     if os.environ.get(SDK_SPANS_ENV, "").strip() == "1":
         return provider.get_tracer(name)
-    if not matches_sdk(provider.resource, provider.sampler, limits):
+    # configure() made the sampler: ParentBased with its default delegates.
+    if not matches_sdk(provider.resource, provider.sampler, limits, parent_based=True):
         log.warning("request spans do not encode as the OpenTelemetry SDK's own; the API "
                     "traces with the SDK's Tracer")
         return provider.get_tracer(name)
-    return RequestTracer(provider, processor, limits, name)
+    return RequestTracer(provider, processor, limits, name, parent_based=True)
 
 
 def _batch_settings() -> dict[str, int]:

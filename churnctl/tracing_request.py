@@ -40,7 +40,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
 
 log = logging.getLogger(__name__)
 _PLAIN = frozenset({str, bool, int, float})  # exact types: subclasses go through the SDK
+_STR = frozenset({str})
 _SAMPLED, _UNSAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
+
+
+def _plain(attributes: Mapping[str, Any]) -> bool:
+    return (set(map(type, attributes.values())) <= _PLAIN and set(map(type, attributes)) <= _STR
+            and "" not in attributes)
 
 
 class RequestSpan(trace_api.Span, ReadableSpan):
@@ -76,6 +82,9 @@ class RequestSpan(trace_api.Span, ReadableSpan):
                 return
             found, limit = self._attributes, self._tracer.limits.max_span_attributes
             room = limit is None or len(found) + len(attributes) <= limit
+            if room and found.keys().isdisjoint(attributes) and _plain(attributes):
+                found.update(attributes)  # new keys, in order: what BoundedAttributes holds
+                return
             for key, value in attributes.items():
                 if room and type(value) in _PLAIN and type(key) is str and key:
                     found.pop(key, None)  # re-set keys move last, as in BoundedAttributes
@@ -168,7 +177,11 @@ class RequestTracer(trace_api.Tracer):
     """A Tracer making RequestSpans from a provider's parts (see the module docstring)."""
 
     def __init__(self, provider: TracerProvider, processor: SpanProcessor, limits: SpanLimits,
-                 name: str) -> None:
+                 name: str, parent_based: bool = False) -> None:
+        """`parent_based`: the provider's sampler is a ParentBased one with its default
+        delegates, so a sampled local parent's child is sampled, with the parent's trace
+        state and the given attributes (ALWAYS_ON's answer); the sampler is not asked."""
+        self.parent_based = parent_based
         self.sampler, self.resource = provider.sampler, provider.resource
         self.ids: IdGenerator = provider.id_generator
         self.processor, self.limits = processor, limits
@@ -190,19 +203,25 @@ class RequestTracer(trace_api.Tracer):
             random_id = self.ids.is_trace_id_random()
         else:
             trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
-        result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
-        flags = _SAMPLED if result.decision.is_sampled() else _UNSAMPLED
+        if (self.parent_based and parent is not None and not parent.is_remote
+                and parent.trace_flags.sampled):
+            sampled, recording, state = True, True, parent.trace_state
+        else:
+            result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
+            sampled, recording = result.decision.is_sampled(), result.decision.is_recording()
+            state, attributes = result.trace_state, result.attributes
+        flags = _SAMPLED if sampled else _UNSAMPLED
         if random_id:
             flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
         span_context = trace_api.SpanContext(trace_id, self.ids.generate_span_id(),
                                              is_remote=False, trace_flags=flags,
-                                             trace_state=result.trace_state)
-        if not result.decision.is_recording():
+                                             trace_state=state)
+        if not recording:
             return trace_api.NonRecordingSpan(span_context)
         span = RequestSpan(self, name, span_context, parent, kind, record_exception,
                            set_status_on_exception)
-        if result.attributes:
-            span.set_attributes(result.attributes)
+        if attributes:
+            span.set_attributes(attributes)
         span._start_time = start_time if start_time is not None else time_ns()
         self.processor.on_start(span, parent_context=context)
         return span
@@ -271,7 +290,8 @@ def _scenario(tracer: trace_api.Tracer) -> None:
     server.end(6_000)
 
 
-def matches_sdk(resource: Resource, sampler: Any, limits: SpanLimits) -> bool:
+def matches_sdk(resource: Resource, sampler: Any, limits: SpanLimits,
+                parent_based: bool = False) -> bool:
     """True when the scenario's spans encode to the same OTLP bytes both ways."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -284,7 +304,7 @@ def matches_sdk(resource: Resource, sampler: Any, limits: SpanLimits) -> bool:
         provider = TracerProvider(sampler=sampler, resource=resource, id_generator=_NumberedIds(),
                                   span_limits=limits, shutdown_on_exit=False)
         provider.add_span_processor(processor)
-        tracer = RequestTracer(provider, processor, limits, "check") if lean else (
+        tracer = RequestTracer(provider, processor, limits, "check", parent_based) if lean else (
             provider.get_tracer("check"))
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)  # the scenario's dropped attributes warn, twice

@@ -34,8 +34,9 @@ def fresh() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("sampler", [ParentBased(ALWAYS_ON), ParentBased(TraceIdRatioBased(0.3))])
-def test_request_spans_encode_as_the_sdks_own(sampler: Any) -> None:
-    assert matches_sdk(RESOURCE, sampler, SpanLimits())
+@pytest.mark.parametrize("parent_based", [False, True])
+def test_request_spans_encode_as_the_sdks_own(sampler: Any, parent_based: bool) -> None:
+    assert matches_sdk(RESOURCE, sampler, SpanLimits(), parent_based)
 
 
 def test_the_check_catches_a_span_that_keeps_a_reset_attribute_in_place(
@@ -54,7 +55,7 @@ def test_the_check_catches_a_lost_dropped_count(monkeypatch: pytest.MonkeyPatch)
 
 def test_the_api_falls_back_to_the_sdks_tracer_when_the_check_fails(
         fresh: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(tracing_request, "matches_sdk", lambda *args: False)
+    monkeypatch.setattr(tracing_request, "matches_sdk", lambda *args, **kwargs: False)
     assert tracing.configure(exporter=InMemorySpanExporter())
     assert not isinstance(tracing._state["requests"], RequestTracer)
     assert "SDK's Tracer" in caplog.text
@@ -78,7 +79,7 @@ def _tracer(sampler: Any, limits: SpanLimits | None = None
     provider = TracerProvider(sampler=sampler, resource=RESOURCE, span_limits=limits,
                               shutdown_on_exit=False)
     provider.add_span_processor(processor)
-    return RequestTracer(provider, processor, limits, "t"), exporter
+    return RequestTracer(provider, processor, limits, "t", parent_based=True), exporter
 
 
 def test_the_sdks_sampler_decides_and_unsampled_spans_still_carry_a_context() -> None:
@@ -130,3 +131,13 @@ def test_flattened_spans_rebuild_to_the_same_otlp_bytes() -> None:
     assert any(span.dropped_attributes for span in spans) and any(span.events for span in spans)
     again = rebuild(*marshal.loads(_batch(spans)))
     assert encode_spans(again).SerializeToString() == encode_spans(spans).SerializeToString()
+
+
+def test_the_check_catches_a_parent_based_shortcut_the_sampler_does_not_take() -> None:
+    """`parent_based` skips the sampler for a sampled local parent's child: a sampler that
+    drops such children makes the two sides differ, and the API then uses the SDK's Tracer."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    drops_children = ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF)
+    assert matches_sdk(RESOURCE, drops_children, SpanLimits(), parent_based=False)
+    assert not matches_sdk(RESOURCE, drops_children, SpanLimits(), parent_based=True)
