@@ -4,7 +4,9 @@ Turned on by `configure()`: an endpoint from the profile's `tracing:` binding or
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT. Until then `span()` yields a
 no-op object and nothing from opentelemetry is imported, so `churnctl --help`, runs and the
 API pay nothing. OTLP over HTTP (`http/protobuf`, the default) or gRPC (`grpc`, from the
-`protocol` option or OTEL_EXPORTER_OTLP_PROTOCOL); a parent-based ratio sampler.
+`protocol` option or OTEL_EXPORTER_OTLP_PROTOCOL); a parent-based ratio sampler. The API's
+spans are request spans (churnctl.tracing_request) and `serve` exports them from a child
+process (churnctl.tracing_child): both for speed, both checked against the SDK.
 """
 
 from __future__ import annotations

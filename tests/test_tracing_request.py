@@ -141,3 +141,25 @@ def test_the_check_catches_a_parent_based_shortcut_the_sampler_does_not_take() -
     drops_children = ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF)
     assert matches_sdk(RESOURCE, drops_children, SpanLimits(), parent_based=False)
     assert not matches_sdk(RESOURCE, drops_children, SpanLimits(), parent_based=True)
+
+
+def test_server_span_attributes_are_worked_out_once_per_request_line_and_host(
+        fresh: None) -> None:
+    assert tracing.configure(exporter=InMemorySpanExporter())
+    spans = tracing.ServerSpans(app=None)
+
+    def scope(host: bytes, path: str = "/predict", query: bytes = b"") -> dict[str, Any]:
+        return {"type": "http", "scheme": "http", "http_version": "1.1", "path": path,
+                "query_string": query, "headers": [(b"host", host)], "server": ["s", 80]}
+
+    first = spans._attributes(scope(b"a.example:8000"), "POST")
+    assert spans._attributes(scope(b"a.example:8000"), "POST") is first  # cached
+    other = spans._attributes(scope(b"b.example"), "POST")
+    assert (other["server.address"], other["server.port"]) == ("b.example", 80)
+    assert (first["server.address"], first["server.port"]) == ("a.example", 8000)
+    assert spans._attributes(scope(b"a.example:8000", "/model"), "GET")["url.path"] == "/model"
+    assert spans._attributes(scope(b"a.example:8000", query=b"sig=x"), "POST")[
+        "url.query"] == "sig=REDACTED"
+    for n in range(tracing.KNOWN_REQUESTS + 1):  # bounded: cleared when full
+        spans._attributes(scope(f"h{n}".encode()), "POST")
+    assert len(spans._known) <= tracing.KNOWN_REQUESTS
