@@ -29,7 +29,7 @@ _UNTRACED_PATHS = frozenset(f"/{route}{end}" for route in SKIPPED_ROUTES.split("
 RATIO_ENV = "CHURNCTL_TRACE_SAMPLE_RATIO"
 PROTOCOLS = ("http/protobuf", "http", "grpc")
 SDK_SPANS_ENV = "CHURNCTL_TRACE_SDK_SPANS"  # "1": the API's spans from the SDK's Tracer too
-_state: dict[str, Any] = {"tracer": None, "provider": None, "requests": None}
+_state: dict[str, Any] = {"tracer": None, "provider": None, "requests": None, "parts": None}
 
 
 class _NoopSpan:
@@ -108,14 +108,21 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
                                        else _exporter(endpoint, protocol), **_batch_settings())
     provider.add_span_processor(processor)
     _state.update(provider=provider, tracer=provider.get_tracer("churnctl"),
-                  requests=_request_tracer(provider, processor, limits))
+                  parts=(processor, limits))
     atexit.register(shutdown)
     return True
 
 
+def request_tracer() -> Any:
+    """The API's tracer (None while tracing is off): request spans where they encode
+    exactly as the SDK's, else the SDK's own Tracer (churnctl.tracing_request says why).
+    Made on first use: a pipeline run never pays the check."""
+    if _state["requests"] is None and _state["provider"] is not None:
+        _state["requests"] = _request_tracer(_state["provider"], *_state["parts"])
+    return _state["requests"]
+
+
 def _request_tracer(provider: Any, processor: Any, limits: Any) -> Any:
-    """The API's tracer: request spans where they encode exactly as the SDK's, else the
-    SDK's own Tracer (churnctl.tracing_request says why)."""
     from churnctl.tracing_request import RequestTracer, matches_sdk
 
     name = "churnctl.serving"
@@ -169,7 +176,7 @@ def configure_from(binding: Any, export_in_child: bool = False) -> bool:
 def shutdown() -> None:
     """Flush and stop; tracing is off afterwards (a later configure() may turn it on again)."""
     provider = _state["provider"]
-    _state.update(provider=None, tracer=None, requests=None)
+    _state.update(provider=None, tracer=None, requests=None, parts=None)
     if provider is not None:
         provider.shutdown()
 
@@ -230,7 +237,7 @@ class ServerSpans:
         from opentelemetry.trace import SpanKind, StatusCode
 
         self.app = app
-        self._tracer = _state["requests"]
+        self._tracer = request_tracer()
         self._propagate, self._in_context = propagate, trace.set_span_in_context
         self._attach, self._detach = context.attach, context.detach
         self._server, self._error = SpanKind.SERVER, StatusCode.ERROR
@@ -336,7 +343,7 @@ def _request_attributes(scope: Any, method: str) -> dict[str, Any]:
 def traced_score(score: Any, feature_source: str = "") -> Any:
     """Wrap the API's async `score(snapshot, records, frame=None)` in a span (when tracing is
     on; otherwise `score` itself, untouched) with the model version, scorer and rows."""
-    tracer = _state["requests"]
+    tracer = request_tracer()
     if tracer is None:
         return score
     from opentelemetry import trace

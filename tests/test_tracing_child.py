@@ -42,7 +42,7 @@ def test_api_spans_reach_a_real_collector_through_the_export_process(
     tracing.shutdown()
     try:
         assert tracing.configure(f"http://127.0.0.1:{collector['http']}", export_in_child=True)
-        tracer = tracing._state["requests"]
+        tracer = tracing.request_tracer()
         server = tracer.start_span("child server", kind=trace.SpanKind.SERVER)
         server.set_attributes({"http.route": "/predict", "churnctl.rows": 2})
         tracer.start_span("child score", trace.set_span_in_context(server)).end()

@@ -57,7 +57,7 @@ def test_the_api_falls_back_to_the_sdks_tracer_when_the_check_fails(
         fresh: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(tracing_request, "matches_sdk", lambda *args, **kwargs: False)
     assert tracing.configure(exporter=InMemorySpanExporter())
-    assert not isinstance(tracing._state["requests"], RequestTracer)
+    assert not isinstance(tracing.request_tracer(), RequestTracer)
     assert "SDK's Tracer" in caplog.text
 
 
@@ -65,11 +65,11 @@ def test_the_sdk_spans_switch_makes_the_api_use_the_sdks_tracer(
         fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tracing.SDK_SPANS_ENV, "1")
     assert tracing.configure(exporter=InMemorySpanExporter())
-    assert not isinstance(tracing._state["requests"], RequestTracer)
+    assert not isinstance(tracing.request_tracer(), RequestTracer)
     monkeypatch.delenv(tracing.SDK_SPANS_ENV)
     tracing.shutdown()
     assert tracing.configure(exporter=InMemorySpanExporter())
-    assert isinstance(tracing._state["requests"], RequestTracer)
+    assert isinstance(tracing.request_tracer(), RequestTracer)
 
 
 def _tracer(sampler: Any, limits: SpanLimits | None = None
@@ -163,3 +163,16 @@ def test_server_span_attributes_are_worked_out_once_per_request_line_and_host(
     for n in range(tracing.KNOWN_REQUESTS + 1):  # bounded: cleared when full
         spans._attributes(scope(f"h{n}".encode()), "POST")
     assert len(spans._known) <= tracing.KNOWN_REQUESTS
+
+
+def test_a_pipeline_run_never_pays_the_start_up_check(
+        fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(tracing_request, "matches_sdk",
+                        lambda *args, **kwargs: calls.append(args) or True)
+    assert tracing.configure(exporter=InMemorySpanExporter())
+    with tracing.span("churnctl run"), tracing.span("stage ingest"):
+        pass
+    assert calls == []  # only the API's first use of its tracer runs it
+    assert isinstance(tracing.request_tracer(), RequestTracer) and len(calls) == 1
+    assert tracing.request_tracer() is tracing.request_tracer() and len(calls) == 1
