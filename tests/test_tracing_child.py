@@ -83,3 +83,42 @@ def _pid_gone(pid: int | None) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def test_a_stalled_export_process_never_blocks_the_request_path(
+        collector: dict[str, Any]) -> None:  # noqa: F811
+    """A child that stops reading (SIGSTOP): the pipe fills and the batch thread's write waits,
+    but ending spans (what a request does) only queues them; the SDK's queue drops past its
+    size. Once the child reads again, later spans arrive."""
+    import threading
+
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    exporter = ChildSpanExporter(f"http://127.0.0.1:{collector['http']}", "http/protobuf")
+    processor = BatchSpanProcessor(exporter, max_queue_size=512, schedule_delay_millis=50,
+                                   max_export_batch_size=64)
+    for span in _spans("before stall"):
+        processor.on_end(span)
+    assert processor.force_flush()
+    child = exporter.pid
+    assert child is not None
+    stalled = _spans(*[f"stalled {n} " + "x" * 200 for n in range(64)])
+
+    def requests() -> None:
+        for _ in range(300):  # ~5 MB of spans: far past the pipe's buffer
+            for span in stalled:
+                processor.on_end(span)
+
+    os.kill(child, signal.SIGSTOP)
+    try:
+        worker = threading.Thread(target=requests, daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "ending spans waited on the stalled export process"
+    finally:
+        os.kill(child, signal.SIGCONT)
+    for span in _spans("after stall"):
+        processor.on_end(span)
+    processor.shutdown()
+    assert "after stall" in {s.get("Name", "").strip() for s in _collected(
+        collector["log"], {"after stall"}, timeout=30)}
