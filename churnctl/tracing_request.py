@@ -81,16 +81,12 @@ class RequestSpan(trace_api.Span, ReadableSpan):
                 log.warning("Setting attribute on ended span.")
                 return
             found, limit = self._attributes, self._tracer.limits.max_span_attributes
-            room = limit is None or len(found) + len(attributes) <= limit
-            if room and found.keys().isdisjoint(attributes) and _plain(attributes):
+            if ((limit is None or len(found) + len(attributes) <= limit)
+                    and found.keys().isdisjoint(attributes) and _plain(attributes)):
                 found.update(attributes)  # new keys, in order: what BoundedAttributes holds
                 return
             for key, value in attributes.items():
-                if room and type(value) in _PLAIN and type(key) is str and key:
-                    found.pop(key, None)  # re-set keys move last, as in BoundedAttributes
-                    found[key] = value
-                else:
-                    self._put(key, value)
+                self._put(key, value)
 
     def set_attribute(self, key: str, value: Any) -> None:
         self.set_attributes({key: value})
@@ -187,14 +183,14 @@ class RequestTracer(trace_api.Tracer):
         self.processor, self.limits = processor, limits
         self.scope = InstrumentationScope(name, "", None, None)  # as provider.get_tracer(name)
         self.sdk = provider.get_tracer(name)
-        self._plain_values = limits.max_span_attribute_length is None
+        self._no_value_limit = limits.max_span_attribute_length is None
 
     def start_span(self, name: str, context: context_api.Context | None = None,
                    kind: SpanKind = SpanKind.INTERNAL, attributes: Any = None,
                    links: Sequence[trace_api.Link] | None = (), start_time: int | None = None,
                    record_exception: bool = True, set_status_on_exception: bool = True
                    ) -> trace_api.Span:
-        if links or not self._plain_values:
+        if links or not self._no_value_limit:
             return self.sdk.start_span(name, context, kind, attributes, links, start_time,
                                        record_exception, set_status_on_exception)
         parent = trace_api.get_current_span(context).get_span_context()
