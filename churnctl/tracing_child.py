@@ -29,45 +29,13 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, StatusCode
+
+from churnctl.tracing_wire import flatten
 
 log = logging.getLogger(__name__)
 FRAME = struct.Struct("<I")
-_KINDS = {kind: kind.value for kind in SpanKind}
-_CODES = {code: code.value for code in StatusCode}
-_SCOPES: dict[Any, tuple[Any, ...]] = {}  # a tracer's scope: a handful per process
 RESTART_SECONDS = 5.0
 SHUTDOWN_SECONDS = 30.0
-
-
-def _context(context: Any) -> tuple[Any, ...]:
-    # A SpanContext is a tuple: unpacking it skips five property calls.
-    trace_id, span_id, remote, flags, state = context[:5]
-    return trace_id, span_id, int(flags), remote, tuple(state.items()) if state else ()
-
-
-def flatten(span: Any) -> tuple[Any, ...]:
-    """A ReadableSpan as marshal-able values; `rebuild` inverts it."""
-    scope, status, parent = span.instrumentation_scope, span.status, span.parent
-    events, links = span.events, span.links
-    return (span.name, _KINDS[span.kind], _context(span.get_span_context()),
-            None if parent is None else _context(parent), span.start_time, span.end_time,
-            dict(span.attributes), span.dropped_attributes,
-            [(e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes)
-             for e in events] if events else (), span.dropped_events,
-            [(_context(link.context), dict(link.attributes or {}), link.dropped_attributes)
-             for link in links] if links else (), span.dropped_links,
-            _CODES[status.status_code], status.description, _scope(scope))
-
-
-def _scope(scope: Any) -> tuple[Any, ...] | None:
-    if scope is None:
-        return None
-    found = _SCOPES.get(scope)
-    if found is None:
-        found = _SCOPES[scope] = (scope.name, scope.version, scope.schema_url,
-                                  dict(scope.attributes or {}))
-    return found
 
 
 def _batch(spans: Sequence[Any]) -> bytes:
@@ -190,6 +158,7 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
 
 def main(argv: Sequence[str]) -> int:
     from churnctl.tracing import _exporter
+    from churnctl.tracing_otlp import FastOTLPSpanExporter
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the API, which stops us
     endpoint, protocol = argv
@@ -200,7 +169,11 @@ def main(argv: Sequence[str]) -> int:
             payload = _read_exactly(stdin, FRAME.unpack(head)[0])
             if payload is None:
                 break
-            exporter.export(rebuild(*marshal.loads(payload)))
+            batch = marshal.loads(payload)
+            if isinstance(exporter, FastOTLPSpanExporter):  # OTLP/HTTP: no ReadableSpans
+                exporter.export_flat(*batch, lambda batch=batch: rebuild(*batch))
+            else:
+                exporter.export(rebuild(*batch))
     finally:
         exporter.shutdown()
     return 0

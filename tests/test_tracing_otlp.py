@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from churnctl import tracing_otlp
-from churnctl.tracing_otlp import FastOTLPSpanExporter, encode_request
+from churnctl.tracing_otlp import FastOTLPSpanExporter, encode_flat, encode_request
+from churnctl.tracing_wire import flatten
 
 INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
 SCALARS = st.one_of(st.text(max_size=20), st.booleans(), INT64,
@@ -83,6 +84,47 @@ def test_equal_values_of_another_type_are_not_confused_by_the_cache() -> None:
         provider.get_tracer("t").start_span("s", attributes={"k": value}).end()
         spans += memory.get_finished_spans()
     assert encode_request(spans) == encode_spans(spans).SerializeToString()
+
+
+def test_minus_zero_after_zero_is_not_taken_from_the_cache() -> None:
+    # 0.0 == -0.0 (and hashes alike), but they are different doubles on the wire.
+    for attributes in ({"k": 0.0}, {"k": -0.0}, {"k": 0.0, "s": "x"}, {"k": -0.0, "s": "x"}):
+        spans = _finished(attributes)
+        assert encode_request(spans) == encode_spans(spans).SerializeToString(), attributes
+
+
+def test_flattened_spans_encode_as_the_library_encodes_their_readable_spans() -> None:
+    spans = _finished({"a": 1, "b": "c", "d": True})
+    resource = spans[0].resource
+    flat = [flatten(span) for span in spans * 3]
+    assert encode_flat(resource.attributes, resource.schema_url, flat) == (
+        encode_spans(spans * 3).SerializeToString())
+
+
+def test_flat_export_checks_its_first_batches_against_the_library(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = _exporter()
+    spans = _finished({"a": 1})
+    resource = spans[0].resource
+    flat = [flatten(span) for span in spans]
+    sent: list[bytes] = []
+    monkeypatch.setattr(exporter, "_post", lambda body, count, spans: sent.append(body))
+    made: list[int] = []
+
+    def readable() -> list[Any]:
+        made.append(1)
+        return spans
+
+    for _ in range(tracing_otlp.VERIFY_BATCHES + 2):
+        exporter.export_flat(resource.attributes, resource.schema_url, flat, readable)
+    good = encode_spans(spans).SerializeToString()
+    assert sent == [good] * (tracing_otlp.VERIFY_BATCHES + 2)
+    assert len(made) == tracing_otlp.VERIFY_BATCHES  # ReadableSpans only while checking
+    assert exporter.fast
+    exporter._verify_left = 1
+    monkeypatch.setattr(tracing_otlp, "encode_flat", lambda *_: b"\x0a\x00")  # wrong bytes
+    exporter.export_flat(resource.attributes, resource.schema_url, flat, readable)
+    assert sent[-1] == good and not exporter.fast  # the library's bytes, and for good
 
 
 def _exporter() -> FastOTLPSpanExporter:
