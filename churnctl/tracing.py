@@ -23,7 +23,7 @@ from churnctl.errors import UserError
 log = logging.getLogger(__name__)
 
 SKIPPED_ROUTES = "live,ready,metrics"  # health and metrics: no spans
-KNOWN_REQUESTS = 1024  # ServerSpans' attribute cache, cleared when full
+KNOWN_REQUESTS = 1024  # ServerSpans' attribute and name caches, cleared when full
 _UNTRACED_PATHS = frozenset(f"/{route}{end}" for route in SKIPPED_ROUTES.split(",")
                             for end in ("", "/"))
 RATIO_ENV = "CHURNCTL_TRACE_SAMPLE_RATIO"
@@ -108,7 +108,7 @@ def configure(endpoint: str | None = None, protocol: str | None = None,
                                        else _exporter(endpoint, protocol), **_batch_settings())
     provider.add_span_processor(processor)
     _state.update(provider=provider, tracer=provider.get_tracer("churnctl"),
-                  parts=(processor, limits))
+                  parts=(processor, limits, ratio == 1.0))
     atexit.register(shutdown)
     return True
 
@@ -122,18 +122,19 @@ def request_tracer() -> Any:
     return _state["requests"]
 
 
-def _request_tracer(provider: Any, processor: Any, limits: Any) -> Any:
+def _request_tracer(provider: Any, processor: Any, limits: Any, always_on: bool) -> Any:
     from churnctl.tracing_request import RequestTracer, matches_sdk
 
     name = "churnctl.serving"
     if os.environ.get(SDK_SPANS_ENV, "").strip() == "1":
         return provider.get_tracer(name)
-    # configure() made the sampler: ParentBased with its default delegates.
-    if not matches_sdk(provider.resource, provider.sampler, limits, parent_based=True):
+    # configure() made the sampler: ParentBased with its default delegates, ALWAYS_ON roots
+    # at ratio 1.0.
+    if not matches_sdk(provider.resource, provider.sampler, limits, True, always_on):
         log.warning("request spans do not encode as the OpenTelemetry SDK's own; the API "
                     "traces with the SDK's Tracer")
         return provider.get_tracer(name)
-    return RequestTracer(provider, processor, limits, name, parent_based=True)
+    return RequestTracer(provider, processor, limits, name, True, always_on)
 
 
 def _batch_settings() -> dict[str, int]:
@@ -243,6 +244,7 @@ class ServerSpans:
         self._server, self._error = SpanKind.SERVER, StatusCode.ERROR
         self._fields = {f.lower().encode("latin-1") for f in propagate.get_global_textmap().fields}
         self._known: dict[tuple[Any, ...], dict[str, Any]] = {}  # see _attributes
+        self._names: dict[tuple[str, str], str] = {}  # span names by method and route
 
     def _parent(self, scope: Any) -> Any:
         # Most requests carry no trace headers: skip the propagator's parsing for them.
@@ -271,16 +273,12 @@ class ServerSpans:
         method = scope.get("method", "HTTP")
         current = self._tracer.start_span(method, context=parent, kind=self._server)
         token = self._attach(self._in_context(current, parent))
-        try:
-            if not current.is_recording():  # not sampled: no attributes, no wrapped send
+        if not current.is_recording():  # not sampled: no attributes, no wrapped send
+            try:
                 await self.app(scope, receive, send)
-                return
-            await self._recorded(current, method, scope, receive, send)
-        finally:
-            self._detach(token)
-
-    async def _recorded(self, current: Any, method: str, scope: Any, receive: Any,
-                        send: Any) -> None:
+            finally:
+                self._detach(token)
+            return
         current.set_attributes(self._attributes(scope, method))
         status = 0
 
@@ -298,18 +296,28 @@ class ServerSpans:
             error = type(exc).__qualname__
             raise
         finally:
-            route = getattr(scope.get("route"), "path_format", None)
-            found: dict[str, Any] = {}
-            if route:
-                current.update_name(f"{method} {route}")
-                found["http.route"] = route
-            if status:
-                found["http.response.status_code"] = status
-            if error or not status or status >= 500:
-                found["error.type"] = error or str(status or "incomplete")
-                current.set_status(self._error)
-            current.set_attributes(found)  # one call: the SDK locks and cleans per call
-            current.end()
+            self._detach(token)
+            self._ended(current, method, getattr(scope.get("route"), "path_format", None),
+                        status, error)
+
+    def _ended(self, current: Any, method: str, route: str | None, status: int,
+               error: str) -> None:
+        found: dict[str, Any] = {}
+        if route:
+            name = self._names.get((method, route))
+            if name is None:
+                if len(self._names) >= KNOWN_REQUESTS:  # methods are the client's to choose
+                    self._names.clear()
+                name = self._names[(method, route)] = f"{method} {route}"
+            current.update_name(name)
+            found["http.route"] = route
+        if status:
+            found["http.response.status_code"] = status
+        if error or not status or status >= 500:
+            found["error.type"] = error or str(status or "incomplete")
+            current.set_status(self._error)
+        current.set_attributes(found)  # one call: the SDK locks and cleans per call
+        current.end()
 
 
 def _request_attributes(scope: Any, method: str) -> dict[str, Any]:
@@ -350,6 +358,18 @@ def traced_score(score: Any, feature_source: str = "") -> Any:
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
     source = feature_source or "request"
+    last: list[Any] = [(None, -1), {}]  # the last (snapshot, rows) and their span attributes
+
+    def attributes(snapshot: Any, rows: int) -> dict[str, Any]:
+        # Requests repeat them until the model is swapped: worked out once (not to be
+        # changed: the span copies them).
+        if last[0][0] is not snapshot or last[0][1] != rows:
+            last[:] = [(snapshot, rows), {
+                "churnctl.model_version": snapshot.version,
+                "churnctl.scorer": str(getattr(snapshot.scorer, "kind", "")),
+                "churnctl.variant": str(getattr(snapshot, "variant", "") or "default"),
+                "churnctl.feature_source": source, "churnctl.rows": rows}]
+        return last[1]
 
     async def scored(snapshot: Any, records: list[Any], frame: Any = None) -> Any:
         parent = trace.get_current_span().get_span_context()
@@ -362,12 +382,8 @@ def traced_score(score: Any, feature_source: str = "") -> Any:
         # are built only once the sampler has kept it.
         current = tracer.start_span("churnctl score", kind=SpanKind.INTERNAL)
         if current.is_recording():
-            current.set_attributes({
-                "churnctl.model_version": snapshot.version,
-                "churnctl.scorer": str(getattr(snapshot.scorer, "kind", "")),
-                "churnctl.variant": str(getattr(snapshot, "variant", "") or "default"),
-                "churnctl.feature_source": source,
-                "churnctl.rows": len(frame) if frame is not None else len(records)})
+            current.set_attributes(attributes(
+                snapshot, len(frame) if frame is not None else len(records)))
         try:
             if frame is None:  # the frame argument is newer than some callers
                 return await score(snapshot, records)

@@ -118,7 +118,7 @@ def _remember(token: tuple[Any, ...], encoded: bytes) -> bytes:
     return encoded
 
 
-def _context(context: Any) -> tuple[Any, ...]:
+def context_values(context: Any) -> tuple[Any, ...]:
     # A SpanContext is a tuple: unpacking it skips five property calls.
     trace_id, span_id, remote, flags, state = context[:5]
     return trace_id, span_id, int(flags), remote, tuple(state.items()) if state else ()
@@ -126,20 +126,28 @@ def _context(context: Any) -> tuple[Any, ...]:
 
 def flatten(span: Any) -> tuple[Any, ...]:
     """A ReadableSpan as plain (marshal-able) values: what `encode_flat` encodes and
-    churnctl.tracing_child's `rebuild` turns back into a ReadableSpan."""
+    churnctl.tracing_child's `rebuild` turns back into a ReadableSpan. A span with a `flat()`
+    method (churnctl's request spans) flattens itself, faster, from its own fields."""
+    own = getattr(span, "flat", None)
+    return own() if own is not None else flatten_readable(span)
+
+
+def flatten_readable(span: Any) -> tuple[Any, ...]:
+    """`flatten` through the ReadableSpan properties."""
     scope, status, parent = span.instrumentation_scope, span.status, span.parent
     events, links = span.events, span.links
-    return (span.name, _KINDS[span.kind], _context(span.get_span_context()),
-            None if parent is None else _context(parent), span.start_time, span.end_time,
+    return (span.name, _KINDS[span.kind], context_values(span.get_span_context()),
+            None if parent is None else context_values(parent), span.start_time, span.end_time,
             dict(span.attributes), span.dropped_attributes,
             [(e.name, e.timestamp, dict(e.attributes or {}), e.dropped_attributes)
              for e in events] if events else (), span.dropped_events,
-            [(_context(link.context), dict(link.attributes or {}), link.dropped_attributes)
+            [(context_values(link.context), dict(link.attributes or {}),
+              link.dropped_attributes)
              for link in links] if links else (), span.dropped_links,
-            _CODES[status.status_code], status.description, _flat_scope(scope))
+            _CODES[status.status_code], status.description, flat_scope(scope))
 
 
-def _flat_scope(scope: Any) -> tuple[Any, ...] | None:
+def flat_scope(scope: Any) -> tuple[Any, ...] | None:
     if scope is None:
         return None
     found = _SCOPES.get(scope)

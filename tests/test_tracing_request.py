@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRati
 from churnctl import tracing, tracing_request
 from churnctl.tracing_child import _batch, rebuild
 from churnctl.tracing_request import RequestSpan, RequestTracer, matches_sdk
+from churnctl.tracing_wire import flatten_readable
 
 RESOURCE = Resource.create({"service.name": "churnctl-test"})
 
@@ -37,6 +38,16 @@ def fresh() -> Iterator[None]:
 @pytest.mark.parametrize("parent_based", [False, True])
 def test_request_spans_encode_as_the_sdks_own(sampler: Any, parent_based: bool) -> None:
     assert matches_sdk(RESOURCE, sampler, SpanLimits(), parent_based)
+    if sampler._root is ALWAYS_ON:
+        assert matches_sdk(RESOURCE, sampler, SpanLimits(), parent_based, always_on=True)
+
+
+def test_the_check_catches_a_root_shortcut_the_sampler_does_not_take() -> None:
+    """`always_on` samples root spans without asking: a root sampler that drops them makes
+    the two sides differ (configure() passes it only with ALWAYS_ON roots)."""
+    drops_roots = ParentBased(TraceIdRatioBased(0.0))
+    assert matches_sdk(RESOURCE, drops_roots, SpanLimits(), parent_based=True)
+    assert not matches_sdk(RESOURCE, drops_roots, SpanLimits(), True, always_on=True)
 
 
 def test_the_check_catches_a_span_that_keeps_a_reset_attribute_in_place(
@@ -131,6 +142,9 @@ def test_flattened_spans_rebuild_to_the_same_otlp_bytes() -> None:
     assert any(span.dropped_attributes for span in spans) and any(span.events for span in spans)
     again = rebuild(*marshal.loads(_batch(spans)))
     assert encode_spans(again).SerializeToString() == encode_spans(spans).SerializeToString()
+    mine = [span for span in spans if isinstance(span, RequestSpan)]
+    assert len(mine) == 3 and not all(span.events for span in mine)
+    assert [span.flat() for span in mine] == [flatten_readable(span) for span in mine]
 
 
 def test_the_check_catches_a_parent_based_shortcut_the_sampler_does_not_take() -> None:
@@ -163,6 +177,40 @@ def test_server_span_attributes_are_worked_out_once_per_request_line_and_host(
     for n in range(tracing.KNOWN_REQUESTS + 1):  # bounded: cleared when full
         spans._attributes(scope(f"h{n}".encode()), "POST")
     assert len(spans._known) <= tracing.KNOWN_REQUESTS
+
+
+def test_score_span_attributes_follow_the_snapshot_and_the_rows(fresh: None) -> None:
+    """Worked out once per (snapshot, rows): a swapped model or another batch size shows."""
+    import asyncio
+    from types import SimpleNamespace
+
+    exporter = InMemorySpanExporter()
+    assert tracing.configure(exporter=exporter)
+
+    async def score(snapshot: Any, records: list[Any], frame: Any = None) -> int:
+        return len(records)
+
+    scored = tracing.traced_score(score, "feast")
+    old, new = (SimpleNamespace(version=v, scorer=SimpleNamespace(kind="hgb"), variant=None)
+                for v in ("1", "2"))
+    for snapshot, rows in ((old, 1), (old, 1), (old, 3), (new, 3), (new, 1)):
+        assert asyncio.run(scored(snapshot, [{}] * rows)) == rows
+    seen = [(span.attributes["churnctl.model_version"], span.attributes["churnctl.rows"],
+             span.attributes["churnctl.feature_source"])
+            for span in exporter.get_finished_spans()]
+    assert seen == [("1", 1, "feast"), ("1", 1, "feast"), ("1", 3, "feast"), ("2", 3, "feast"),
+                    ("2", 1, "feast")]
+
+
+def test_server_span_names_are_bounded(fresh: None) -> None:
+    assert tracing.configure(exporter=InMemorySpanExporter())
+    spans = tracing.ServerSpans(app=None)
+    tracer = tracing.request_tracer()
+    for n in range(tracing.KNOWN_REQUESTS + 1):  # the method is the client's to choose
+        span = tracer.start_span(f"M{n}")
+        spans._ended(span, f"M{n}", "/predict", 200, "")
+        assert span.name == f"M{n} /predict"
+    assert len(spans._names) <= tracing.KNOWN_REQUESTS
 
 
 def test_a_pipeline_run_never_pays_the_start_up_check(
