@@ -17,6 +17,8 @@ to export what it read. The pipe carries only what this process wrote.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import marshal
 import signal
@@ -35,6 +37,7 @@ from churnctl.tracing_wire import flatten
 log = logging.getLogger(__name__)
 FRAME = struct.Struct("<I")
 RESTART_SECONDS = 5.0
+PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size
 SHUTDOWN_SECONDS = 30.0
 
 
@@ -44,6 +47,17 @@ def _batch(spans: Sequence[Any]) -> bytes:
         raise ValueError("spans of more than one resource")  # one provider: never here
     return marshal.dumps((dict(resource.attributes), resource.schema_url,
                           [flatten(span) for span in spans]))
+
+
+def _widen(pipe: Any) -> None:
+    """A pipe that holds a few batches (Linux: 64 KiB by default, a ~250-span batch is
+    ~50 KiB): the processor's thread writes a batch at once instead of waking up each time
+    the child has read a part. Left as it is where the system does not allow it."""
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setting is None or pipe is None:
+        return
+    with contextlib.suppress(OSError):  # over pipe-max-size for this user: the default works
+        fcntl.fcntl(pipe.fileno(), setting, PIPE_BYTES)
 
 
 class ChildSpanExporter(SpanExporter):
@@ -67,6 +81,7 @@ class ChildSpanExporter(SpanExporter):
         self._next_start = time.monotonic() + RESTART_SECONDS
         self._child = subprocess.Popen(self._argv, stdin=subprocess.PIPE,
                                        stdout=subprocess.DEVNULL)
+        _widen(self._child.stdin)
         return self._child
 
     @property

@@ -62,6 +62,7 @@ def test_a_killed_export_process_is_replaced_and_shutdown_waits_for_the_last(
     assert exporter.export(_spans("before kill")) is SpanExportResult.SUCCESS
     first = exporter.pid
     assert first is not None
+    assert _pipe_bytes(exporter) == tracing_child.PIPE_BYTES  # a whole batch per write
     _collected(collector["log"], {"before kill"})
     os.kill(first, signal.SIGKILL)
     time.sleep(0.5)
@@ -71,10 +72,18 @@ def test_a_killed_export_process_is_replaced_and_shutdown_waits_for_the_last(
     assert exporter.export(_spans("after kill")) is SpanExportResult.SUCCESS
     assert exporter.pid not in (None, first)
     second = exporter.pid
+    assert _pipe_bytes(exporter) == tracing_child.PIPE_BYTES
     exporter.shutdown()
     assert _pid_gone(second)
     names = {s.get("Name", "").strip() for s in _collected(collector["log"], {"after kill"})}
     assert {"before kill", "after kill"} <= names and "refused" not in names
+
+
+def _pipe_bytes(exporter: ChildSpanExporter) -> int:
+    import fcntl
+
+    assert exporter._child is not None and exporter._child.stdin is not None
+    return fcntl.fcntl(exporter._child.stdin.fileno(), fcntl.F_GETPIPE_SZ)
 
 
 def _pid_gone(pid: int | None) -> bool:
