@@ -5,7 +5,8 @@ collector on 127.0.0.1), and on with the SDK's own Tracer making the API's spans
 churnctl's request spans, CHURNCTL_TRACE_SDK_SPANS=1), in the same run, alternating ROUNDS
 times and keeping each side's best round, so drift from other load on the machine hits
 both. Target: tracing costs under 20% of throughput. Each side also reports the server
-process's CPU microseconds per request (from /proc), which other load disturbs less than req/s.
+process's CPU microseconds per request (from /proc), which other load disturbs less than req/s,
+and its span export process's (churnctl.tracing_child: in a pod it shares the CPU limit).
 Then one full `churnctl scan` of this repository (target <= 60 s).
 
 Usage: python bench/bench_tracing.py [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]  (default 10 4 2)
@@ -68,6 +69,19 @@ def _collector() -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("rotel did not start")
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
     load_at_start = round(os.getloadavg()[0], 2)
     frame = demo_features(2000, seed=3)
@@ -98,10 +112,15 @@ def bench_tracing_cost(seconds: int, connections: int, rounds: int) -> dict[str,
                         os.environ.pop(SDK_SPANS_ENV, None)
                     with running_server(workspace) as server:
                         _wrk(server.url + "/predict", script, 3, connections)  # warm-up
+                        exporting = _children(server.process.pid)  # the span export process
                         began = cpu_seconds(server.process.pid)
+                        export_began = sum(map(cpu_seconds, exporting))
                         got = _wrk(server.url + "/predict", script, seconds, connections)
                         used = cpu_seconds(server.process.pid) - began
+                        export_used = sum(map(cpu_seconds, exporting)) - export_began
                     got["server_cpu_us_per_request"] = round(used / max(got["requests"], 1) * 1e6)
+                    got["export_process_cpu_us_per_request"] = round(
+                        export_used / max(got["requests"], 1) * 1e6)
                     cpu[side] = min(cpu.get(side, got["server_cpu_us_per_request"]),
                                     got["server_cpu_us_per_request"])
                     if got["requests_per_second"] > best.get(side, {}).get(
