@@ -36,7 +36,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from churnctl.tracing_wire import context_values, flat_scope, flatten_readable
 
@@ -44,11 +44,23 @@ log = logging.getLogger(__name__)
 _PLAIN = frozenset({str, bool, int, float})  # exact types: subclasses go through the SDK
 _STR = frozenset({str})
 _SAMPLED, _UNSAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
+_TRACE_ID_MAX, _SPAN_ID_MAX = (1 << 128) - 1, (1 << 64) - 1  # W3C trace context ids
+_NO_STATE = TraceState.get_default()
 
 
 def _plain(attributes: Mapping[str, Any]) -> bool:
     return (set(map(type, attributes.values())) <= _PLAIN and set(map(type, attributes)) <= _STR
             and "" not in attributes)
+
+
+def local_context(trace_id: int, span_id: int, flags: TraceFlags,
+                  state: TraceState | None) -> trace_api.SpanContext:
+    """`SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=state)`,
+    the same tuple without the call's argument handling (~1 µs less a span; a property-based
+    test compares the two)."""
+    return tuple.__new__(trace_api.SpanContext, (  # type: ignore[return-value]
+        trace_id, span_id, False, flags, _NO_STATE if state is None else state,
+        0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX))
 
 
 class RequestSpan(trace_api.Span, ReadableSpan):
@@ -239,9 +251,7 @@ class RequestTracer(trace_api.Tracer):
         flags = _SAMPLED if sampled else _UNSAMPLED
         if random_id:
             flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
-        span_context = trace_api.SpanContext(trace_id, self.ids.generate_span_id(),
-                                             is_remote=False, trace_flags=flags,
-                                             trace_state=state)
+        span_context = local_context(trace_id, self.ids.generate_span_id(), flags, state)
         if not recording:
             return trace_api.NonRecordingSpan(span_context)
         span = RequestSpan(self, name, span_context, parent, kind, record_exception,

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("opentelemetry.sdk", reason="install churnctl[otel]")
 
@@ -21,7 +23,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRati
 
 from churnctl import tracing, tracing_request
 from churnctl.tracing_child import _batch, rebuild
-from churnctl.tracing_request import RequestSpan, RequestTracer, matches_sdk
+from churnctl.tracing_request import RequestSpan, RequestTracer, local_context, matches_sdk
 from churnctl.tracing_wire import flatten_readable
 
 RESOURCE = Resource.create({"service.name": "churnctl-test"})
@@ -224,3 +226,18 @@ def test_a_pipeline_run_never_pays_the_start_up_check(
     assert calls == []  # only the API's first use of its tracer runs it
     assert isinstance(tracing.request_tracer(), RequestTracer) and len(calls) == 1
     assert tracing.request_tracer() is tracing.request_tracer() and len(calls) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-1, (1 << 128) + 1), st.integers(-1, (1 << 64) + 1), st.booleans(),
+       st.sampled_from([None, "", "k=v,a=b"]))
+def test_local_contexts_are_the_apis_span_contexts(trace_id: int, span_id: int, sampled: bool,
+                                                   state: str | None) -> None:
+    flags = trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else 0)
+    given_state = None if state is None else trace.TraceState(
+        [tuple(pair.split("=")) for pair in state.split(",") if pair])
+    mine = local_context(trace_id, span_id, flags, given_state)
+    api = trace.SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags,
+                            trace_state=given_state)
+    assert type(mine) is type(api) and tuple(mine) == tuple(api)
+    assert mine.is_valid == api.is_valid and mine.trace_state == api.trace_state
