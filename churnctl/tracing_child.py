@@ -6,8 +6,10 @@ and the event loop lost more than that while the two threads traded the GIL
 (bench/bench_tracing.py). `ChildSpanExporter` is the exporter the SDK's BatchSpanProcessor
 calls in the API process: it only flattens each ended span into plain tuples and writes them,
 marshalled, to the child's stdin (a blocking write, GIL released, in the processor's thread).
-The child rebuilds the SDK's ReadableSpans and exports them with the same OTLP exporter the
-process would have used (`tracing._exporter`), on its own GIL and core.
+The child exports them with the exporter the process would have used (`tracing._exporter`),
+on its own GIL and core: over OTLP/HTTP it encodes the tuples directly (`export_flat`;
+rebuilding ReadableSpans first cost the child more CPU than the API process saved), over gRPC
+it rebuilds them for the library's exporter.
 
 Delivery is what the SDK's processor gives, at most once: a full queue drops spans there; a
 child that dies loses what it held, the write fails, the exporter reports FAILURE and starts a
