@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from churnctl.domain.features import FeatureConfig, daily_activity, snapshots
@@ -49,7 +49,9 @@ def test_online_features_equal_batch_snapshot(seed: int, as_of: int, batch: int,
                 assert value == row[name], name
             else:
                 assert value == pytest.approx(row[name], rel=1e-5, abs=1e-4), name
-    assert checked > 0
+    # Some seeds have no user whose last event falls on `as_of` (seed 621, day 53): nothing
+    # to compare, so not an example.
+    assume(checked > 0)
 
 
 def test_resent_event_counts_once_and_store_resumes(tmp_path: Path) -> None:
