@@ -228,15 +228,20 @@ class ServerSpans:
 
     Rather than FastAPI's native telemetry, which builds every attribute, parses the Host
     header and wraps send/receive for each request before and whatever the sampler decides
-    (it measured ~150 µs per unsampled request here). Here the sampling decision comes first:
-    an unsampled request gets a non-recording span made current (so the spans under it are
-    dropped too) and nothing else. Attributes are the stable HTTP server ones FastAPI sets.
+    (it measured ~150 µs per unsampled request here). Here the request's attributes are
+    worked out once per request line and Host and given at the start (where samplers see
+    them, as semconv asks); an unsampled request gets a non-recording span made current (so
+    the spans under it are dropped too) and nothing else. Attributes are the stable HTTP
+    server ones FastAPI sets.
     """
 
     def __init__(self, app: Any) -> None:
         from opentelemetry import context, propagate, trace
         from opentelemetry.trace import SpanKind, StatusCode
 
+        from churnctl.tracing_request import plain_attributes
+
+        self._plain = plain_attributes
         self.app = app
         self._tracer = request_tracer()
         self._propagate, self._in_context = propagate, trace.set_span_in_context
@@ -244,7 +249,7 @@ class ServerSpans:
         self._server, self._error = SpanKind.SERVER, StatusCode.ERROR
         self._fields = {f.lower().encode("latin-1") for f in propagate.get_global_textmap().fields}
         self._known: dict[tuple[Any, ...], dict[str, Any]] = {}  # see _attributes
-        self._names: dict[tuple[str, str], str] = {}  # span names by method and route
+        self._ends: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # see _ended
 
     def _parent(self, scope: Any) -> Any:
         # Most requests carry no trace headers: skip the propagator's parsing for them.
@@ -262,7 +267,7 @@ class ServerSpans:
         if found is None:
             if len(self._known) >= KNOWN_REQUESTS:
                 self._known.clear()
-            found = self._known[key] = _request_attributes(scope, method)
+            found = self._known[key] = self._plain(_request_attributes(scope, method))
         return found
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -271,15 +276,16 @@ class ServerSpans:
             return
         parent = self._parent(scope)
         method = scope.get("method", "HTTP")
-        current = self._tracer.start_span(method, context=parent, kind=self._server)
+        # The request's attributes at the start, where samplers see them (semconv).
+        current = self._tracer.start_span(method, context=parent, kind=self._server,
+                                          attributes=self._attributes(scope, method))
         token = self._attach(self._in_context(current, parent))
-        if not current.is_recording():  # not sampled: no attributes, no wrapped send
+        if not current.is_recording():  # not sampled: no wrapped send
             try:
                 await self.app(scope, receive, send)
             finally:
                 self._detach(token)
             return
-        current.set_attributes(self._attributes(scope, method))
         status = 0
 
         async def send_status(message: Any) -> None:
@@ -302,22 +308,34 @@ class ServerSpans:
 
     def _ended(self, current: Any, method: str, route: str | None, status: int,
                error: str) -> None:
-        found: dict[str, Any] = {}
-        if route:
-            name = self._names.get((method, route))
-            if name is None:
-                if len(self._names) >= KNOWN_REQUESTS:  # methods are the client's to choose
-                    self._names.clear()
-                name = self._names[(method, route)] = f"{method} {route}"
+        key = (method, route, status, error)
+        found = self._ends.get(key)
+        if found is None:  # a few per route: worked out once
+            if len(self._ends) >= KNOWN_REQUESTS:  # methods are the client's to choose
+                self._ends.clear()
+            found = self._ends[key] = _response_attributes(self._plain, *key)
+        name, attributes, failed = found
+        if name:
             current.update_name(name)
-            found["http.route"] = route
-        if status:
-            found["http.response.status_code"] = status
-        if error or not status or status >= 500:
-            found["error.type"] = error or str(status or "incomplete")
+        if failed:
             current.set_status(self._error)
-        current.set_attributes(found)  # one call: the SDK locks and cleans per call
+        current.set_attributes(attributes)  # one call: the SDK locks and cleans per call
         current.end()
+
+
+def _response_attributes(plain: Any, method: str, route: str | None, status: int,
+                         error: str) -> tuple[str | None, dict[str, Any], bool]:
+    """The server span's name, its attributes known once the response started, and whether
+    it failed (semconv: a 5xx, an exception or no response at all)."""
+    found: dict[str, Any] = {}
+    if route:
+        found["http.route"] = route
+    if status:
+        found["http.response.status_code"] = status
+    failed = bool(error or not status or status >= 500)
+    if failed:
+        found["error.type"] = error or str(status or "incomplete")
+    return (f"{method} {route}" if route else None), plain(found), failed
 
 
 def _request_attributes(scope: Any, method: str) -> dict[str, Any]:
@@ -359,31 +377,41 @@ def traced_score(score: Any, feature_source: str = "") -> Any:
 
     source = feature_source or "request"
     last: list[Any] = [(None, -1), {}]  # the last (snapshot, rows) and their span attributes
+    lean = getattr(tracer, "start_child", None)  # request spans (churnctl.tracing_request)
+    from churnctl.tracing_request import RequestSpan, plain_attributes
 
     def attributes(snapshot: Any, rows: int) -> dict[str, Any]:
         # Requests repeat them until the model is swapped: worked out once (not to be
         # changed: the span copies them).
         if last[0][0] is not snapshot or last[0][1] != rows:
-            last[:] = [(snapshot, rows), {
+            last[:] = [(snapshot, rows), plain_attributes({
                 "churnctl.model_version": snapshot.version,
                 "churnctl.scorer": str(getattr(snapshot.scorer, "kind", "")),
                 "churnctl.variant": str(getattr(snapshot, "variant", "") or "default"),
-                "churnctl.feature_source": source, "churnctl.rows": rows}]
+                "churnctl.feature_source": source, "churnctl.rows": rows})]
         return last[1]
 
-    async def scored(snapshot: Any, records: list[Any], frame: Any = None) -> Any:
-        parent = trace.get_current_span().get_span_context()
-        if parent.is_valid and not parent.trace_flags.sampled:
-            # The server span was not sampled: the parent-based sampler would drop this one.
-            return await (score(snapshot, records) if frame is None
-                          else score(snapshot, records, frame))
+    def started(snapshot: Any, records: list[Any], frame: Any) -> Any:
         # A leaf span (nothing starts under it): started and ended without making it the
         # current context, which saves a context attach/detach per request; its attributes
         # are built only once the sampler has kept it.
+        parent = trace.get_current_span()
+        rows = len(frame) if frame is not None else len(records)
+        if lean is not None and type(parent) is RequestSpan:  # the server span, most often
+            return lean(parent, "churnctl score", attributes(snapshot, rows))
+        context = parent.get_span_context()
+        if context.is_valid and not context.trace_flags.sampled:
+            return None  # the parent-based sampler would drop it
         current = tracer.start_span("churnctl score", kind=SpanKind.INTERNAL)
         if current.is_recording():
-            current.set_attributes(attributes(
-                snapshot, len(frame) if frame is not None else len(records)))
+            current.set_attributes(attributes(snapshot, rows))
+        return current
+
+    async def scored(snapshot: Any, records: list[Any], frame: Any = None) -> Any:
+        current = started(snapshot, records, frame)
+        if current is None:
+            return await (score(snapshot, records) if frame is None
+                          else score(snapshot, records, frame))
         try:
             if frame is None:  # the frame argument is newer than some callers
                 return await score(snapshot, records)

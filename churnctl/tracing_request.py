@@ -9,14 +9,17 @@ scoring one customer (~65 µs a request); bench/bench_tracing.py measures both k
 its id generator numbers, its resource and scope label them, and the ended span itself (a
 ReadableSpan that takes no change once ended) goes to the provider's processor. Plain
 attribute values (str, bool, int, float) are stored as given; anything else is cleaned by
-the SDK's BoundedAttributes, as are event attributes. Links, and span limits on value
-length, are rare here and go to the SDK's Tracer.
+the SDK's BoundedAttributes, as are event attributes; `PlainAttributes`, the sets the API
+repeats (checked once, when made), are taken without checking. `start_child` makes a
+sampled parent's child without the sampler's choices (the score span). Links, and span
+limits on value length, are rare here and go to the SDK's Tracer.
 
 `matches_sdk` runs one scenario (a remote parent, attributes set at start, later, twice and
 past the limit, a renamed span, a child, an exception event, an error status) through both
-and compares the library's OTLP encoding of what each exported: `tracing.configure` uses
-request spans only where they are the same bytes. What they do not do: the SDK's own span
-metrics (`otel.sdk.span.*`, which need a MeterProvider this process never sets).
+and compares the library's OTLP encoding of what each exported, and their span contexts:
+`tracing.configure` uses request spans only where they are the same. What they do not do:
+the SDK's own span metrics (`otel.sdk.span.*`, which need a MeterProvider this process never
+sets).
 """
 
 from __future__ import annotations
@@ -44,13 +47,28 @@ log = logging.getLogger(__name__)
 _PLAIN = frozenset({str, bool, int, float})  # exact types: subclasses go through the SDK
 _STR = frozenset({str})
 _SAMPLED, _UNSAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
+_FLAGS = {(sampled, random): TraceFlags(sampled * TraceFlags.SAMPLED
+                                        | random * TraceFlags.RANDOM_TRACE_ID)
+          for sampled in (False, True) for random in (False, True)}  # by (sampled, random id)
 _TRACE_ID_MAX, _SPAN_ID_MAX = (1 << 128) - 1, (1 << 64) - 1  # W3C trace context ids
 _NO_STATE = TraceState.get_default()
 
 
 def _plain(attributes: Mapping[str, Any]) -> bool:
-    return (set(map(type, attributes.values())) <= _PLAIN and set(map(type, attributes)) <= _STR
-            and "" not in attributes)
+    return type(attributes) is PlainAttributes or (
+        set(map(type, attributes.values())) <= _PLAIN and set(map(type, attributes)) <= _STR
+        and "" not in attributes)
+
+
+class PlainAttributes(dict):  # type: ignore[type-arg]
+    """Span attributes checked once, when made (`plain_attributes`): the API's requests repeat
+    a few sets, and spans take these without checking them again. Not to be changed."""
+
+
+def plain_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """`attributes` as PlainAttributes when every key is a non-empty str and every value a
+    str, bool, int or float; otherwise a dict, checked whenever a span takes it."""
+    return PlainAttributes(attributes) if _plain(attributes) else dict(attributes)
 
 
 def local_context(trace_id: int, span_id: int, flags: TraceFlags,
@@ -112,6 +130,14 @@ class RequestSpan(trace_api.Span, ReadableSpan):
                 return
             for key, value in attributes.items():
                 self._put(key, value)
+
+    def _take(self, attributes: Mapping[str, Any]) -> None:
+        """The attributes a new span starts with: checked ones taken as they are."""
+        limit = self._tracer.limits.max_span_attributes
+        if type(attributes) is PlainAttributes and (limit is None or len(attributes) <= limit):
+            self._attributes = dict(attributes)
+        else:
+            self.set_attributes(attributes)
 
     def set_attribute(self, key: str, value: Any) -> None:
         self.set_attributes({key: value})
@@ -248,18 +274,35 @@ class RequestTracer(trace_api.Tracer):
             result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
             sampled, recording = result.decision.is_sampled(), result.decision.is_recording()
             state, attributes = result.trace_state, result.attributes
-        flags = _SAMPLED if sampled else _UNSAMPLED
-        if random_id:
-            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
-        span_context = local_context(trace_id, self.ids.generate_span_id(), flags, state)
+        span_context = local_context(trace_id, self.ids.generate_span_id(),
+                                     _FLAGS[sampled, bool(random_id)], state)
         if not recording:
             return trace_api.NonRecordingSpan(span_context)
         span = RequestSpan(self, name, span_context, parent, kind, record_exception,
                            set_status_on_exception)
         if attributes:
-            span.set_attributes(attributes)
+            span._take(attributes)
         span._start_time = start_time if start_time is not None else time_ns()
         self.processor.on_start(span, parent_context=context)
+        return span
+
+    def start_child(self, parent: RequestSpan, name: str, attributes: Mapping[str, Any],
+                    start_time: int | None = None) -> trace_api.Span:
+        """`start_span(name, attributes=attributes, start_time=start_time)` while `parent` is
+        the current span: a sampled parent's child is made without looking the parent up
+        again or going through the sampler's choices (the API's score span)."""
+        parent_context = parent._context
+        if not (self.parent_based and parent_context.trace_flags.sampled
+                and self._no_value_limit):
+            return self.start_span(name, attributes=attributes, start_time=start_time)
+        span = RequestSpan(self, name, local_context(
+            parent_context.trace_id, self.ids.generate_span_id(),
+            _FLAGS[True, parent_context.trace_flags.random_trace_id],
+            parent_context.trace_state), parent_context, SpanKind.INTERNAL, True, True)
+        if attributes:
+            span._take(attributes)
+        span._start_time = start_time if start_time is not None else time_ns()
+        self.processor.on_start(span, parent_context=None)
         return span
 
     @contextmanager
@@ -299,16 +342,19 @@ class _NumberedIds(IdGenerator):
 def _scenario(tracer: trace_api.Tracer) -> None:
     """What the API does with its spans, and what another library could do to them."""
     remote = trace_api.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331,
-                                   is_remote=True, trace_flags=_SAMPLED)
+                                   is_remote=True, trace_flags=_FLAGS[True, True])
     parent = trace_api.set_span_in_context(trace_api.NonRecordingSpan(remote))
-    server = tracer.start_span("POST", parent, SpanKind.SERVER, {"a.start": "x"},
-                               start_time=1_000)
+    server = tracer.start_span("POST", parent, SpanKind.SERVER,
+                               plain_attributes({"a.start": "x", "n": 1}), start_time=1_000)
     server.set_attributes({"url.path": "/predict", "server.port": 8000, "ok": True,
                            "ratio": 0.5, "list": ["a", "b"], "url.path ": "moved"})
     server.set_attribute("url.path", "/predict/batch")
     token = context_api.attach(trace_api.set_span_in_context(server, parent))
     try:
-        child = tracer.start_span("churnctl score", start_time=2_000)
+        known = plain_attributes({"churnctl.rows": 2, "k7": "moved past the limit"})
+        child = (tracer.start_child(server, "churnctl score", known, start_time=2_000)
+                 if isinstance(tracer, RequestTracer) else
+                 tracer.start_span("churnctl score", attributes=known, start_time=2_000))
         child.set_attributes({f"k{n}": n for n in range(140)})
         try:
             raise ValueError("no such customer")
@@ -328,7 +374,8 @@ def _scenario(tracer: trace_api.Tracer) -> None:
 
 def matches_sdk(resource: Resource, sampler: Any, limits: SpanLimits,
                 parent_based: bool = False, always_on: bool = False) -> bool:
-    """True when the scenario's spans encode to the same OTLP bytes both ways."""
+    """True when the scenario's spans encode to the same OTLP bytes both ways, with the same
+    span contexts (their trace flags and state, which OTLP leaves out, propagate)."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -349,6 +396,9 @@ def matches_sdk(resource: Resource, sampler: Any, limits: SpanLimits,
             _scenario(tracer)
         finally:
             logging.disable(previous)
-        encoded.append(encode_spans(exporter.get_finished_spans()).SerializeToString())
+        finished = exporter.get_finished_spans()
+        encoded.append((encode_spans(finished).SerializeToString(),
+                        [(tuple(span.context), span.parent and tuple(span.parent))
+                         for span in finished]))
         provider.shutdown()
-    return encoded[0] == encoded[1] and bool(encoded[0])
+    return encoded[0] == encoded[1] and bool(encoded[0][0])

@@ -3,6 +3,8 @@ SDK's sampler deciding, and the SDK's Tracer wherever the two would differ."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import marshal
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +66,55 @@ def test_the_check_catches_a_span_that_keeps_a_reset_attribute_in_place(
 def test_the_check_catches_a_lost_dropped_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RequestSpan, "dropped_attributes", property(lambda self: 0))
     assert not matches_sdk(RESOURCE, ParentBased(ALWAYS_ON), SpanLimits())
+
+
+def test_the_check_catches_a_child_that_drops_its_parents_random_flag(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`start_child` (the score span) takes its flags from the parent without the sampler: one
+    that forgot the parent's random-trace-id flag encodes differently."""
+    assert matches_sdk(RESOURCE, ParentBased(ALWAYS_ON), SpanLimits(), True, True)
+    real = RequestTracer.start_child
+
+    def forgetful(self: RequestTracer, *args: Any, **kwargs: Any) -> Any:
+        span = real(self, *args, **kwargs)
+        own = span.get_span_context()
+        span._context = local_context(own.trace_id, own.span_id, trace.TraceFlags(
+            trace.TraceFlags.SAMPLED), own.trace_state)
+        return span
+
+    monkeypatch.setattr(RequestTracer, "start_child", forgetful)
+    assert not matches_sdk(RESOURCE, ParentBased(ALWAYS_ON), SpanLimits(), True, True)
+
+
+def test_checked_attributes_are_copied_by_each_span_that_takes_them() -> None:
+    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+    processor = SimpleSpanProcessor(InMemorySpanExporter())
+    tracer = RequestTracer(provider, processor, SpanLimits(), "t", True, True)
+    shared = tracing_request.plain_attributes({"url.path": "/predict", "n": 1})
+    first = tracer.start_span("a", attributes=shared)
+    second = tracer.start_child(first, "b", shared)
+    first.set_attribute("n", 2)
+    second.set_attributes(tracing_request.plain_attributes({"extra": True}))
+    assert dict(shared) == {"url.path": "/predict", "n": 1}
+    assert first.attributes == {"url.path": "/predict", "n": 2}
+    assert second.attributes == {"url.path": "/predict", "n": 1, "extra": True}
+    assert type(first.flat()[6]) is dict  # marshal takes only exact dicts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.one_of(st.text(max_size=3), st.integers(0, 3)),
+                       st.one_of(st.text(max_size=3), st.booleans(), st.integers(),
+                                 st.floats(allow_nan=False), st.none(),
+                                 st.lists(st.integers(), max_size=2)), max_size=4))
+def test_only_plain_attributes_are_taken_unchecked(attributes: dict[Any, Any]) -> None:
+    """What `plain_attributes` lets through unchecked is what BoundedAttributes keeps as is."""
+    from opentelemetry.attributes import BoundedAttributes
+
+    made = tracing_request.plain_attributes(attributes)
+    assert dict(made) == attributes
+    if type(made) is tracing_request.PlainAttributes:
+        with warnings_suppressed():
+            assert dict(BoundedAttributes(None, attributes)) == attributes
 
 
 def test_the_api_falls_back_to_the_sdks_tracer_when_the_check_fails(
@@ -212,7 +263,7 @@ def test_server_span_names_are_bounded(fresh: None) -> None:
         span = tracer.start_span(f"M{n}")
         spans._ended(span, f"M{n}", "/predict", 200, "")
         assert span.name == f"M{n} /predict"
-    assert len(spans._names) <= tracing.KNOWN_REQUESTS
+    assert len(spans._ends) <= tracing.KNOWN_REQUESTS
 
 
 def test_a_pipeline_run_never_pays_the_start_up_check(
@@ -241,3 +292,13 @@ def test_local_contexts_are_the_apis_span_contexts(trace_id: int, span_id: int, 
                             trace_state=given_state)
     assert type(mine) is type(api) and tuple(mine) == tuple(api)
     assert mine.is_valid == api.is_valid and mine.trace_state == api.trace_state
+
+
+@contextlib.contextmanager
+def warnings_suppressed() -> Iterator[None]:
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
