@@ -375,10 +375,11 @@ def traced_score(score: Any, feature_source: str = "") -> Any:
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
+    from churnctl.tracing_request import RequestSpan, plain_attributes
+
     source = feature_source or "request"
     last: list[Any] = [(None, -1), {}]  # the last (snapshot, rows) and their span attributes
     lean = getattr(tracer, "start_child", None)  # request spans (churnctl.tracing_request)
-    from churnctl.tracing_request import RequestSpan, plain_attributes
 
     def attributes(snapshot: Any, rows: int) -> dict[str, Any]:
         # Requests repeat them until the model is swapped: worked out once (not to be

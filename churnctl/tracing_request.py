@@ -46,7 +46,6 @@ from churnctl.tracing_wire import context_values, flat_scope, flatten_readable
 log = logging.getLogger(__name__)
 _PLAIN = frozenset({str, bool, int, float})  # exact types: subclasses go through the SDK
 _STR = frozenset({str})
-_SAMPLED, _UNSAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
 _FLAGS = {(sampled, random): TraceFlags(sampled * TraceFlags.SAMPLED
                                         | random * TraceFlags.RANDOM_TRACE_ID)
           for sampled in (False, True) for random in (False, True)}  # by (sampled, random id)
