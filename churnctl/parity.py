@@ -13,6 +13,9 @@ Heavy libraries (pandas, numpy) are imported inside the comparing functions.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +75,8 @@ def same_data(profiles: list[Profile]) -> list[Profile]:
 
 def run_profile(profile: Profile, root: Path, log: Any) -> ProfileRun:
     """Run the pipeline of `profile` in the (scratch) workspace `root`; never raises for a
-    failed stage: the failure is part of the result."""
+    failed stage: the failure is part of the result. Its tracking store is inside `root`
+    (`scratch_tracking`)."""
     from churnctl.errors import GateFailed
     from churnctl.runner import Runner
     from churnctl.workspace import Workspace
@@ -80,10 +84,11 @@ def run_profile(profile: Profile, root: Path, log: Any) -> ProfileRun:
     run = ProfileRun(profile.name, root,
                      backends={s: profile.stages[s].backend for s in PIPELINE_STAGES})
     root.mkdir(parents=True, exist_ok=True)
-    runner = Runner(profile, Workspace(root.resolve()), log=log)
+    runner = Runner(scratch_tracking(profile), Workspace(root.resolve()), log=log)
     record: dict[str, Any] = {"stages": []}
     try:
-        record = runner.execute()
+        with _no_tracking_env():
+            record = runner.execute()
     except ChurnctlError as exc:
         run.error = (str(exc).splitlines() or [type(exc).__name__])[0]
         run.gate_failed = isinstance(exc, GateFailed) or run.error.startswith(
@@ -100,6 +105,34 @@ def run_profile(profile: Profile, root: Path, log: Any) -> ProfileRun:
     if run.error and run.failed_stage is None:
         run.failed_stage = next((s for s in PIPELINE_STAGES if s not in run.outputs), None)
     return run
+
+
+TRACKING_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def scratch_tracking(profile: Profile) -> Profile:
+    """`profile` with its tracking store inside the workspace (the backend's default): a
+    scratch run must not register models in, or move the aliases of, the team's MLflow (the
+    profile's server, or MLFLOW_TRACKING_URI, which `run_profile` hides from it)."""
+    tracking = profile.tracking
+    if tracking is None or "tracking_uri" not in tracking.options:
+        return profile
+    options = {k: v for k, v in tracking.options.items() if k != "tracking_uri"}
+    return profile.model_copy(update={"tracking": tracking.model_copy(
+        update={"options": options})})
+
+
+@contextmanager
+def _no_tracking_env() -> Iterator[None]:
+    saved = {name: os.environ.pop(name, None) for name in TRACKING_ENV}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _last_record(root: Path) -> dict[str, Any] | None:

@@ -156,11 +156,17 @@ def test_gate_cannot_run_when_the_current_profile_fails(cli, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_v1_project_upgrades_to_v2_behind_the_gates(cli, tmp_path: Path) -> None:
+def test_v1_project_upgrades_to_v2_behind_the_gates(cli, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The team's MLflow: the gate's scratch runs must not register models in it (nor take
+    # its champion for theirs, which failed this test when an earlier run left it set).
+    team_store = tmp_path / "team" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{team_store}")
     (tmp_path / "churnctl.yaml").write_text(PROJECT)
     result = cli("profile", "upgrade", "--to", "v2", "--gate", "--write", "--format", "json",
                  *SMALL)
     assert result.exit_code == 0, result.output
+    assert not team_store.exists()
     plan = json.loads(result.stdout)
     gates = {g["name"]: g for g in plan["gates"]}
     assert gates["validate"]["passed"] is True
@@ -211,3 +217,17 @@ def test_v1_project_upgrades_to_v3_with_the_features_parity_and_scan_gates(
     assert gates["scan"]["passed"] is True and "clean at HIGH" in gates["scan"]["detail"]
     assert (tmp_path / "churnctl.yaml").read_text() == PROJECT.replace("profile: v1",
                                                                        "profile: v3")
+
+
+def test_scratch_runs_keep_their_tracking_store_inside_their_workspace() -> None:
+    from churnctl.parity import scratch_tracking
+
+    team = load_profile("v2")
+    team = team.model_copy(update={"tracking": team.tracking.model_copy(update={
+        "options": {**team.tracking.options, "tracking_uri": "http://mlflow.team:5000",
+                    "experiment": "churn"}})})
+    scratch = scratch_tracking(team)
+    assert "tracking_uri" not in scratch.tracking.options
+    assert scratch.tracking.options["experiment"] == "churn"
+    assert team.tracking.options["tracking_uri"] == "http://mlflow.team:5000"  # a copy
+    assert scratch_tracking(load_profile("v1")).tracking is None
