@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
-from churnctl import tracing, tracing_request
+from churnctl import tracing, tracing_api, tracing_request
 from churnctl.tracing_child import _batch, rebuild
 from churnctl.tracing_request import RequestSpan, RequestTracer, local_context, matches_sdk
 from churnctl.tracing_wire import flatten_readable
@@ -213,7 +213,7 @@ def test_the_check_catches_a_parent_based_shortcut_the_sampler_does_not_take() -
 def test_server_span_attributes_are_worked_out_once_per_request_line_and_host(
         fresh: None) -> None:
     assert tracing.configure(exporter=InMemorySpanExporter())
-    spans = tracing.ServerSpans(app=None)
+    spans = tracing_api.ServerSpans(app=None)
 
     def scope(host: bytes, path: str = "/predict", query: bytes = b"") -> dict[str, Any]:
         return {"type": "http", "scheme": "http", "http_version": "1.1", "path": path,
@@ -227,9 +227,9 @@ def test_server_span_attributes_are_worked_out_once_per_request_line_and_host(
     assert spans._attributes(scope(b"a.example:8000", "/model"), "GET")["url.path"] == "/model"
     assert spans._attributes(scope(b"a.example:8000", query=b"sig=x"), "POST")[
         "url.query"] == "sig=REDACTED"
-    for n in range(tracing.KNOWN_REQUESTS + 1):  # bounded: cleared when full
+    for n in range(tracing_api.KNOWN_REQUESTS + 1):  # bounded: cleared when full
         spans._attributes(scope(f"h{n}".encode()), "POST")
-    assert len(spans._known) <= tracing.KNOWN_REQUESTS
+    assert len(spans._known) <= tracing_api.KNOWN_REQUESTS
 
 
 def test_score_span_attributes_follow_the_snapshot_and_the_rows(fresh: None) -> None:
@@ -243,7 +243,7 @@ def test_score_span_attributes_follow_the_snapshot_and_the_rows(fresh: None) -> 
     async def score(snapshot: Any, records: list[Any], frame: Any = None) -> int:
         return len(records)
 
-    scored = tracing.traced_score(score, "feast")
+    scored = tracing_api.traced_score(score, "feast")
     old, new = (SimpleNamespace(version=v, scorer=SimpleNamespace(kind="hgb"), variant=None)
                 for v in ("1", "2"))
     for snapshot, rows in ((old, 1), (old, 1), (old, 3), (new, 3), (new, 1)):
@@ -257,13 +257,13 @@ def test_score_span_attributes_follow_the_snapshot_and_the_rows(fresh: None) -> 
 
 def test_server_span_names_are_bounded(fresh: None) -> None:
     assert tracing.configure(exporter=InMemorySpanExporter())
-    spans = tracing.ServerSpans(app=None)
+    spans = tracing_api.ServerSpans(app=None)
     tracer = tracing.request_tracer()
-    for n in range(tracing.KNOWN_REQUESTS + 1):  # the method is the client's to choose
+    for n in range(tracing_api.KNOWN_REQUESTS + 1):  # the method is the client's to choose
         span = tracer.start_span(f"M{n}")
         spans._ended(span, f"M{n}", "/predict", 200, "")
         assert span.name == f"M{n} /predict"
-    assert len(spans._ends) <= tracing.KNOWN_REQUESTS
+    assert len(spans._ends) <= tracing_api.KNOWN_REQUESTS
 
 
 def test_a_pipeline_run_never_pays_the_start_up_check(

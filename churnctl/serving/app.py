@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from churnctl import __version__, tracing
+from churnctl import __version__, tracing, tracing_api
 from churnctl.serving import fast_batch
 from churnctl.serving.direct_route import DirectRoute
 from churnctl.serving.docs_ui import mount_docs
@@ -280,10 +280,10 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
         await run_in_threadpool(holder.stop)
 
     if tracing.configure(export_in_child=True):  # OTEL_EXPORTER_OTLP_ENDPOINT, or `serve` did
-        api.score = tracing.traced_score(api.score)  # type: ignore[method-assign]
+        api.score = tracing_api.traced_score(api.score)  # type: ignore[method-assign]
     app = FastAPI(title="churnctl churn API", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None,
-                  telemetry=tracing.fastapi_telemetry())  # type: ignore[arg-type]
+                  telemetry=tracing_api.fastapi_telemetry())  # type: ignore[arg-type]
     app.state.holder, app.state.metrics, app.state.options = holder, metrics, opts
 
     def swapped(snapshot: Snapshot) -> None:
@@ -295,7 +295,7 @@ def create_app(workspace: Workspace, options: ServeOptions | Mapping[str, Any] |
         app.add_middleware(TokenAuth, token=token, protect_metrics=opts.protect_metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if tracing.enabled():  # outermost: the server span covers auth and metrics too
-        app.add_middleware(tracing.ServerSpans)
+        app.add_middleware(tracing_api.ServerSpans)
     protected = () if token is None else (
         "/predict", "/predict/batch", "/model") + (("/metrics",) if opts.protect_metrics else ())
     app.openapi = lambda: build_openapi(  # type: ignore[method-assign]
