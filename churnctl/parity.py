@@ -13,14 +13,12 @@ Heavy libraries (pandas, numpy) are imported inside the comparing functions.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from churnctl.artifacts import ArtifactRef
+from churnctl.environ import scoped_environ
 from churnctl.errors import ChurnctlError
 from churnctl.profile import Profile
 from churnctl.stages import PIPELINE_STAGES
@@ -87,7 +85,7 @@ def run_profile(profile: Profile, root: Path, log: Any) -> ProfileRun:
     runner = Runner(scratch_tracking(profile), Workspace(root.resolve()), log=log)
     record: dict[str, Any] = {"stages": []}
     try:
-        with _no_tracking_env():
+        with scoped_environ(dict.fromkeys(TRACKING_ENV)):
             record = runner.execute()
     except ChurnctlError as exc:
         run.error = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -120,19 +118,6 @@ def scratch_tracking(profile: Profile) -> Profile:
     options = {k: v for k, v in tracking.options.items() if k != "tracking_uri"}
     return profile.model_copy(update={"tracking": tracking.model_copy(
         update={"options": options})})
-
-
-@contextmanager
-def _no_tracking_env() -> Iterator[None]:
-    saved = {name: os.environ.pop(name, None) for name in TRACKING_ENV}
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _last_record(root: Path) -> dict[str, Any] | None:

@@ -40,16 +40,11 @@ def quiet_feast() -> None:
         return
     import prometheus_client  # noqa: F401 - its value class is chosen at import, before Feast's
 
-    saved = {name: os.environ.get(name) for name in _PROMETHEUS_ENV}
-    try:
+    from churnctl.environ import scoped_environ
+
+    with scoped_environ(kept=_PROMETHEUS_ENV):
         import feast
         import feast.metrics  # noqa: F401 - the import with the side effect, under our guard
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def public_connection(online: Any) -> str:

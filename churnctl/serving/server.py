@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from churnctl.environ import scoped_environ
 from churnctl.serving.options import MULTIPROCESS_ENV, ServeOptions
 from churnctl.workspace import Workspace
 
@@ -71,16 +72,9 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
         yield
         return
     folder = tempfile.mkdtemp(prefix="churnctl-metrics-")
-    names = (MULTIPROC_ENV, MULTIPROCESS_ENV)  # prometheus_client's, and ours (metrics.py)
-    previous = {name: os.environ.get(name) for name in names}
-    for name in names:
-        os.environ[name] = folder  # inherited by the workers uvicorn spawns
+    # prometheus_client's, and ours (metrics.py): inherited by the workers uvicorn spawns
     try:
-        yield
+        with scoped_environ(dict.fromkeys((MULTIPROC_ENV, MULTIPROCESS_ENV), folder)):
+            yield
     finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         shutil.rmtree(folder, ignore_errors=True)

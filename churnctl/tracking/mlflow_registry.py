@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from churnctl.environ import scoped_environ
 from churnctl.errors import UserError
 from churnctl.stages import ArtifactRef
 from churnctl.workspace import Workspace
@@ -233,16 +234,10 @@ def champion_version(tracking_uri: str, name: str = "churn", alias: str = CHAMPI
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
         try:
-            quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no bars in a server log
-            saved = {k: os.environ.get(k) for k in quiet}
-            os.environ.update({k: v for k, v in quiet.items() if saved[k] is None})
-            try:
+            bars = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # none in a server log, unless asked
+            with scoped_environ({bars: os.environ.get(bars, "false")}):
                 download_artifacts(artifact_uri=f"models:/{name}/{holder.version}",
                                    dst_path=str(tmp), tracking_uri=tracking_uri)
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
             if not target.exists():
                 os.replace(tmp, target)
         finally:
