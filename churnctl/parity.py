@@ -77,6 +77,7 @@ def run_profile(profile: Profile, root: Path, log: Any) -> ProfileRun:
     (`scratch_tracking`)."""
     from churnctl.errors import GateFailed
     from churnctl.runner import Runner
+    from churnctl.tracking.mlflow_tracker import URI_ENV
     from churnctl.workspace import Workspace
 
     run = ProfileRun(profile.name, root,
@@ -85,7 +86,7 @@ def run_profile(profile: Profile, root: Path, log: Any) -> ProfileRun:
     runner = Runner(scratch_tracking(profile), Workspace(root.resolve()), log=log)
     record: dict[str, Any] = {"stages": []}
     try:
-        with scoped_environ(dict.fromkeys(TRACKING_ENV)):
+        with scoped_environ(dict.fromkeys(URI_ENV)):  # the team's store, if set
             record = runner.execute()
     except ChurnctlError as exc:
         run.error = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -103,9 +104,6 @@ def run_profile(profile: Profile, root: Path, log: Any) -> ProfileRun:
     if run.error and run.failed_stage is None:
         run.failed_stage = next((s for s in PIPELINE_STAGES if s not in run.outputs), None)
     return run
-
-
-TRACKING_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def scratch_tracking(profile: Profile) -> Profile:

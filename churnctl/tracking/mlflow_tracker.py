@@ -44,10 +44,10 @@ _ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                  "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
-# mlflow.set_tracking_uri/set_registry_uri also export these (for subprocesses): kept for the
-# run (DVC's stage processes read them), put back as they were after it, or the next run in
-# this process would take this one's store for the user's.
-_URI_ENV = (ENV_URI, "MLFLOW_REGISTRY_URI")
+# mlflow.set_tracking_uri/set_registry_uri also export these (for subprocesses): put back as
+# they were once the run is logged, or the next run in this process would take this run's
+# store for the user's (ENV_URI wins over a profile's).
+URI_ENV = (ENV_URI, "MLFLOW_REGISTRY_URI")
 
 
 class TrackingUnavailable(ChurnctlError):
@@ -134,7 +134,7 @@ class MlflowTracker(Tracker):
         self.options, self.workspace = options, workspace
         self.uri = resolve_tracking_uri(options.tracking_uri, workspace)
         probe(self.uri, options.connect_timeout)
-        self._env = {k: os.environ.get(k) for k in (*_ENV_DEFAULTS, *_URI_ENV)}
+        self._env = {k: os.environ.get(k) for k in (*_ENV_DEFAULTS, *URI_ENV)}
         os.environ.update({k: v for k, v in _ENV_DEFAULTS.items() if self._env[k] is None})
         if self.uri.startswith("sqlite:"):
             Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
