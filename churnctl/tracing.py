@@ -120,7 +120,8 @@ def request_tracer() -> Any:
 
 
 def _request_tracer(provider: Any, processor: Any, limits: Any, always_on: bool) -> Any:
-    from churnctl.tracing_request import RequestTracer, matches_sdk
+    from churnctl.tracing_check import matches_sdk
+    from churnctl.tracing_request import RequestTracer
 
     name = "churnctl.serving"
     if os.environ.get(SDK_SPANS_ENV, "").strip() == "1":

@@ -23,9 +23,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
-from churnctl import tracing, tracing_api, tracing_request
+from churnctl import tracing, tracing_api, tracing_check, tracing_request
+from churnctl.tracing_check import matches_sdk
 from churnctl.tracing_child import _batch, rebuild
-from churnctl.tracing_request import RequestSpan, RequestTracer, local_context, matches_sdk
+from churnctl.tracing_request import RequestSpan, RequestTracer, local_context
 from churnctl.tracing_wire import flatten_readable
 
 RESOURCE = Resource.create({"service.name": "churnctl-test"})
@@ -119,7 +120,7 @@ def test_only_plain_attributes_are_taken_unchecked(attributes: dict[Any, Any]) -
 
 def test_the_api_falls_back_to_the_sdks_tracer_when_the_check_fails(
         fresh: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(tracing_request, "matches_sdk", lambda *args, **kwargs: False)
+    monkeypatch.setattr(tracing_check, "matches_sdk", lambda *args, **kwargs: False)
     assert tracing.configure(exporter=InMemorySpanExporter())
     assert not isinstance(tracing.request_tracer(), RequestTracer)
     assert "SDK's Tracer" in caplog.text
@@ -186,8 +187,8 @@ def test_flattened_spans_rebuild_to_the_same_otlp_bytes() -> None:
                               shutdown_on_exit=False)
     processor = SimpleSpanProcessor(exporter)
     provider.add_span_processor(processor)
-    tracing_request._scenario(RequestTracer(provider, processor, SpanLimits(), "t"))
-    tracing_request._scenario(provider.get_tracer("sdk"))
+    tracing_check._scenario(RequestTracer(provider, processor, SpanLimits(), "t"))
+    tracing_check._scenario(provider.get_tracer("sdk"))
     linked = provider.get_tracer("sdk").start_span(
         "linked", links=[trace.Link(exporter.get_finished_spans()[0].context, {"why": "x"})])
     linked.end()
@@ -269,7 +270,7 @@ def test_server_span_names_are_bounded(fresh: None) -> None:
 def test_a_pipeline_run_never_pays_the_start_up_check(
         fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr(tracing_request, "matches_sdk",
+    monkeypatch.setattr(tracing_check, "matches_sdk",
                         lambda *args, **kwargs: calls.append(args) or True)
     assert tracing.configure(exporter=InMemorySpanExporter())
     with tracing.span("churnctl run"), tracing.span("stage ingest"):
